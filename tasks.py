@@ -90,6 +90,7 @@ def book() -> None:
     setup()
     log("building the book into _build/html (notebooks are executed; unchanged ones come from the cache)")
     start = time.perf_counter()
+    shutil.rmtree(ROOT / "_build" / "html", ignore_errors=True)  # no stale pages; the execution cache stays
     run(BIN / "jupyter-book", "build", ".", "--builder", "html", "-W", "-n", "--keep-going", env=venv_env())
     print(f"book built in {time.perf_counter() - start:.0f} s: open {ROOT / '_build/html/index.html'}")
 

@@ -1,0 +1,144 @@
+"""The built book, looked at in a real headless browser (Chromium), with the network cut off.
+
+Run after the book build (`python3 tasks.py html`, or as part of `python3 tasks.py test`).
+Fails when an equation is left as raw TeX or MathJax reports an error, an image is missing or
+broken, an output shows a traceback, or a chapter lacks its Colab button or hidden solutions.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.rendered_book
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+SKIP_PAGES = {"genindex.html", "search.html", "index.html"}  # index.html only redirects to the intro
+PAGES = sorted(
+    p.relative_to(HTML).as_posix()
+    for p in HTML.rglob("*.html")
+    if p.name not in SKIP_PAGES and not p.relative_to(HTML).parts[0].startswith("_")
+) if HTML.exists() else []
+
+RAW_TEX_JS = """
+() => {
+  const skip = new Set(['PRE', 'CODE', 'SCRIPT', 'STYLE', 'TEXTAREA', 'MJX-CONTAINER']);
+  const found = [];
+  const walker = document.createTreeWalker(document.querySelector('main') || document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    let el = node.parentElement, skipped = false;
+    while (el) { if (skip.has(el.tagName) || el.classList.contains('highlight')) { skipped = true; break; } el = el.parentElement; }
+    if (skipped) continue;
+    const t = node.textContent;
+    if (/\\$\\$|\\\\\\(|\\\\\\[|\\\\begin\\{|\\\\frac|\\\\mathrm|\\\\sum_|\\\\ln /.test(t)) found.push(t.trim().slice(0, 120));
+  }
+  return found;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (HTML / "index.html").exists():
+        pytest.fail("no built book in _build/html: run `python3 tasks.py book` first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("MINILLM_CHROMIUM")
+    if not executable:
+        pytest.fail("set MINILLM_CHROMIUM to a Chromium binary (tasks.py html does)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],  # Playwright gives each launch a fresh profile
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.blocked = []  # requests that would have left this machine
+
+    def route(r):
+        if r.request.url.startswith(server) or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            page.blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    yield page
+    context.close()
+
+
+def _open(page, server, rel):
+    page.goto(f"{server}/{rel}", wait_until="load")
+    # wait for MathJax (served locally) to finish typesetting, if the page loads it
+    page.wait_for_function("() => !window.MathJax || (window.MathJax.startup && window.MathJax.startup.promise)", timeout=20000)
+    page.evaluate("() => window.MathJax ? window.MathJax.startup.promise : null")
+
+
+def test_pages_were_found():
+    assert "book/intro.html" in PAGES and any(p.startswith("notebooks/") for p in PAGES)
+
+
+@pytest.mark.parametrize("rel", PAGES)
+def test_page_renders(page, server, rel):
+    _open(page, server, rel)
+    raw = page.evaluate(RAW_TEX_JS)
+    assert raw == [], f"raw TeX left on {rel}: {raw[:3]}"
+    assert page.locator("mjx-merror, .MathJax_Error").count() == 0, f"MathJax error on {rel}"
+    broken = page.evaluate(
+        "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'))"
+    )
+    assert broken == [], f"missing or broken images on {rel}: {broken}"
+    text = page.inner_text("main")
+    assert "Traceback (most recent call last)" not in text, f"a traceback is shown on {rel}"
+    assert page.locator(".output.traceback, .output.error, .cell_output .traceback").count() == 0
+    assert page.errors == [], f"JavaScript errors on {rel}: {page.errors}"
+
+
+NOTEBOOK_PAGES = [p for p in PAGES if p.startswith("notebooks/")]
+
+
+@pytest.mark.parametrize("rel", NOTEBOOK_PAGES)
+def test_chapter_page(page, server, rel):
+    _open(page, server, rel)
+    assert page.locator("mjx-container").count() > 0, "the chapter's equations were not typeset"
+    assert page.locator("main img").count() > 0, "the chapter shows no figure"
+    colab = f"https://colab.research.google.com/github/minillm-book/minillm/blob/main/{rel[:-5]}.ipynb"
+    assert page.locator(f'a[href="{colab}"]').count() == 1, "no Colab launch button for this notebook"
+    solutions = page.locator("div.solution")
+    assert solutions.count() >= 4, "fewer than four exercise solutions"
+    for i in range(solutions.count()):
+        sol = solutions.nth(i)
+        assert "dropdown" in sol.get_attribute("class")
+        body = sol.locator("pre")
+        assert body.count() >= 1, "the solution code is missing"
+        assert not body.first.is_visible(), "solution code is visible without clicking"
+    sol = solutions.first
+    sol.locator(".toggle-button, button, summary").first.click()
+    page.wait_for_timeout(400)
+    assert sol.locator("pre").first.is_visible(), "clicking does not reveal the solution"
