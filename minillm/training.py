@@ -8,12 +8,11 @@ polished version afterwards (see the appendix "Support code").
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch

@@ -99,8 +99,9 @@ def export_notebook(nb_path: Path) -> tuple[str, str] | None:
     return module, header + code
 
 
-def generate(notebooks: Path = NOTEBOOKS) -> dict[Path, str]:
+def generate(notebooks: Path | None = None) -> dict[Path, str]:
     """All generated modules: ``{path under minillm/: text}``."""
+    notebooks = notebooks or NOTEBOOKS
     out: dict[Path, str] = {}
     owners: dict[Path, str] = {}
     for nb in sorted(notebooks.glob("*.ipynb")):
