@@ -13,6 +13,7 @@ Smaller steps, for working on the book:
     python3 tasks.py nbval    only execute every notebook under nbval
     python3 tasks.py html     only check the already built pages in a headless browser
     python3 tasks.py export   regenerate minillm/ from the notebooks' `#| export` cells
+    python3 tasks.py student  write the student edition (solutions removed) into student/
 
 On first use each command creates `.venv` and installs torch (MINILLM_TORCH, default
 torch==2.13.0) and requirements.txt into it; later runs reuse it until requirements.txt
@@ -149,7 +150,12 @@ def export() -> None:
     run(PY, "tools/export_notebooks.py", env=venv_env())
 
 
-COMMANDS = {"setup": setup, "book": book, "test": test, "unit": unit, "nbval": nbval, "html": html, "export": export}
+def student() -> None:
+    setup()
+    run(PY, "tools/student_edition.py", env=venv_env())
+
+
+COMMANDS = {"student": student, "setup": setup, "book": book, "test": test, "unit": unit, "nbval": nbval, "html": html, "export": export}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
