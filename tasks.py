@@ -83,6 +83,7 @@ def venv_env() -> dict:
     env["VIRTUAL_ENV"] = str(VENV)
     env.setdefault("PYTHONHASHSEED", "0")
     env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("MINILLM_PROGRESS", "0")  # no progress-bar widgets in executed notebooks and the static book
     return env
 
 

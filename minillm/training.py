@@ -176,7 +176,7 @@ def train(
     grad_clip: float | None = 1.0,
     lr_schedule: Callable[[int], float] | None = None,
     device: torch.device | str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     log: bool = True,
 ) -> History:
     """Train ``model`` for ``steps`` optimizer steps and return its :class:`History`.
@@ -195,7 +195,9 @@ def train(
         lr_schedule: a function ``step -> factor`` multiplying each group's base
             learning rate (``step`` counts from 0).
         device: move the model and every batch here (default: leave them where they are).
-        progress: show a ``tqdm`` progress bar (it disappears when done).
+        progress: show a ``tqdm`` progress bar (it disappears when done). The default, None,
+            shows it unless the environment variable ``MINILLM_PROGRESS`` is ``0`` (the book
+            build sets it: a progress bar is useless in a static page).
         log: print one line per evaluation, which stays visible in the rendered book.
     """
     if steps < 1:
@@ -215,6 +217,8 @@ def train(
     history = History()
     start = time.perf_counter()
     model.train()
+    if progress is None:
+        progress = os.environ.get("MINILLM_PROGRESS", "1") != "0"
     bar = tqdm(range(steps), disable=not progress, leave=False, desc="training")
     for step in bar:
         if lr_schedule is not None:

@@ -118,6 +118,7 @@ def test_page_renders(page, server, rel):
     assert "Traceback (most recent call last)" not in text, f"a traceback is shown on {rel}"
     assert page.locator(".output.traceback, .output.error, .cell_output .traceback").count() == 0
     assert page.errors == [], f"JavaScript errors on {rel}: {page.errors}"
+    assert page.blocked == [], f"{rel} needs the network for: {page.blocked}"
 
 
 NOTEBOOK_PAGES = [p for p in PAGES if p.startswith("notebooks/")]

@@ -160,3 +160,13 @@ def test_plot_history():
     assert ax.get_xlabel() == "optimizer step" and "nats" in ax.get_ylabel()
     with pytest.raises(ValueError, match="never evaluated"):
         History().final_val_loss
+
+
+def test_progress_bar_follows_the_environment(monkeypatch, capsys):
+    data = torch.arange(100) % 5
+    monkeypatch.setenv("MINILLM_PROGRESS", "0")
+    train(NeuralBigram(5), lambda: lm_batch(data, 2, 4), steps=3, log=False)
+    assert "training" not in capsys.readouterr().err
+    monkeypatch.setenv("MINILLM_PROGRESS", "1")
+    train(NeuralBigram(5), lambda: lm_batch(data, 2, 4), steps=3, log=False)
+    assert "training" in capsys.readouterr().err
