@@ -204,6 +204,7 @@ class AttentionExplorer:
             head only redraws.
         text: the initial text.
         head: the initial head, or ``"all"`` for the grid of every head.
+        head_names: optional names of the heads, shown in the figures' titles.
 
     Display it as the last expression of a cell (or with ``display(explorer)``). The controls are
     ``explorer.text``, ``explorer.layer`` and ``explorer.head``; ``explorer.figure`` is the
@@ -213,12 +214,14 @@ class AttentionExplorer:
     are inert, so show a static figure beside it.
     """
 
-    def __init__(self, attention_fn: AttentionFn, text: str, *, layer: int = 0, head: int | str = "all", dpi: int = 90):
+    def __init__(self, attention_fn: AttentionFn, text: str, *, layer: int = 0, head: int | str = "all",
+                 head_names: Sequence[str] | None = None, dpi: int = 90):
         import ipywidgets as widgets
 
         if not callable(attention_fn):
             raise TypeError(f"attention_fn must be callable (text -> (tokens, weights)), got {type(attention_fn).__name__}")
         self.attention_fn = attention_fn
+        self.head_names = None if head_names is None else [str(n) for n in head_names]
         self.dpi = dpi
         self.figure = None
         self._updating = False
@@ -295,13 +298,15 @@ class AttentionExplorer:
 
         layer, head = self.layer.value, self.head.value
         weights = self.weights[layer]
+        names = self.head_names if self.head_names and len(self.head_names) == weights.shape[0] else None
         fig = Figure()
         if head == -1:
-            plot_heads(weights, self.tokens, fig=fig, title=f"layer {layer}: all {weights.shape[0]} heads")
+            plot_heads(weights, self.tokens, fig=fig, head_names=names, title=f"layer {layer}: all {weights.shape[0]} heads")
         else:
             size = min(9.0, 2.5 + 0.25 * len(self.tokens))
             fig.set_size_inches(size + 1.0, size)
-            plot_attention(weights[head], self.tokens, ax=fig.add_subplot(1, 1, 1), title=f"layer {layer}, head {head}")
+            title = f"layer {layer}, head {head}" + (f" ({names[head]})" if names else "")
+            plot_attention(weights[head], self.tokens, ax=fig.add_subplot(1, 1, 1), title=title)
             fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=self.dpi)

@@ -210,6 +210,13 @@ def test_explorer_rejects_bad_functions_and_choices(fn, kwargs, error, message):
         AttentionExplorer(fn, "abc", **kwargs)
 
 
+def test_explorer_head_names():
+    ex = AttentionExplorer(Dummy(n_layers=1, n_heads=2), "abc", head_names=["prev", "self"])
+    assert [a.get_title() for a in ex.figure.axes if a.images] == ["prev", "self"]
+    ex.head.value = 1
+    assert [a.get_title() for a in ex.figure.axes if a.images] == ["layer 0, head 1 (self)"]
+
+
 def test_explorer_accepts_a_stacked_tensor():
     fn = Dummy()
     ex = AttentionExplorer(lambda text: (fn(text)[0], torch.stack(fn(text)[1])), "abcd")
