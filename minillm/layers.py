@@ -10,11 +10,8 @@ from __future__ import annotations
 
 __all__ = ['LayerNorm', 'RMSNorm', 'FeedForward', 'TransformerBlock']
 
-import math
-
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from minillm.attention import MultiHeadAttention
 
