@@ -322,8 +322,8 @@ def _check_corpus(texts) -> list[str]:
     texts = list(texts)
     for i, t in enumerate(texts):
         _check_text(t, name=f"texts[{i}]")
-    if not any(t.strip() for t in texts):
-        raise ValueError(f"the corpus is empty: got {len(texts)} text(s) with no character other than whitespace")
+    if not any(texts):
+        raise ValueError(f"the corpus is empty: got {len(texts)} text(s) and not one character")
     return texts
 
 
