@@ -204,8 +204,9 @@ class BPETokenizer:
     """Byte-level byte-pair encoding, written from scratch.
 
     The vocabulary is the 256 bytes (ids 0-255) followed by one token per merge: merge ``k`` turns the
-    pair of ids ``merges[k]`` into the new id ``256 + k``. Every str encodes (its UTF-8 bytes are all in
-    the vocabulary), and ``decode(encode(s)) == s`` for every str ``s``.
+    pair of ids ``merges[k]`` into the new id ``256 + k``. Every string encodes (its UTF-8 bytes are all
+    in the vocabulary), and ``decode(encode(s)) == s`` for every string ``s`` (a string holding a lone
+    surrogate, which is not a character, is refused with a ValueError).
 
     ``BPETokenizer.train(text, vocab_size)`` learns the merges; ``BPETokenizer(merges)`` rebuilds a
     tokenizer from a list of merges.
@@ -217,7 +218,7 @@ class BPETokenizer:
         self.vocab: list[bytes] = [bytes([b]) for b in range(256)]  # id -> the bytes it stands for
         for k, pair in enumerate(merges):
             new_id = 256 + k
-            if len(pair) != 2 or not all(isinstance(t, int) and 0 <= t < new_id for t in pair):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(isinstance(t, int) and 0 <= t < new_id for t in pair):
                 raise ValueError(f"merge {k} must be a pair of ids in [0, {new_id}), got {pair!r}")
             a, b = pair = (int(pair[0]), int(pair[1]))
             if pair in self.ranks:
@@ -314,7 +315,7 @@ BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def _check_corpus(texts) -> list[str]:
-    """The training texts as a list of str: one str, or an iterable of str with some non-blank text."""
+    """The training texts as a list of str (one str, or an iterable of str), holding at least one character."""
     if isinstance(texts, str):
         texts = [texts]
     elif isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
@@ -347,6 +348,8 @@ def train_bpe(texts: str | Iterable[str], vocab_size: int, *, special_tokens: Se
         :func:`special_token_ids` gives the special tokens' ids. Any str encodes; nothing is ever unknown.
     """
     texts = _check_corpus(texts)
+    if isinstance(special_tokens, str):
+        raise TypeError(f"special_tokens must be a sequence of strings such as [{special_tokens!r}], not one string")
     special_tokens = list(special_tokens)
     if not all(isinstance(t, str) and t for t in special_tokens) or len(set(special_tokens)) != len(special_tokens):
         raise ValueError(f"special_tokens must be distinct non-empty strings, got {special_tokens!r}")

@@ -316,6 +316,8 @@ def test_train_bpe_errors():
         tk.train_bpe(["bad \udc80 text"], vocab_size=300)
     with pytest.raises(TypeError, match="vocab_size must be an int"):
         tk.train_bpe("hello", vocab_size="300")
+    with pytest.raises(TypeError, match="not one string"):
+        tk.train_bpe("hello", vocab_size=300, special_tokens="<|endoftext|>")
     with pytest.raises(ValueError, match="distinct non-empty strings"):
         tk.train_bpe("hello", vocab_size=300, special_tokens=["<s>", "<s>"])
 
