@@ -10,8 +10,6 @@ from __future__ import annotations
 
 __all__ = ['sinusoidal_encoding', 'sinusoidal_shift_matrix', 'SinusoidalPositionalEncoding', 'LearnedPositionalEmbedding', 'apply_rotary', 'RotaryEmbedding']
 
-import math
-
 import torch
 import torch.nn as nn
 
@@ -65,7 +63,7 @@ def sinusoidal_shift_matrix(
     It depends on ``offset`` only, and ``offset`` may be negative.
     """
     if isinstance(offset, bool) or not isinstance(offset, int):
-        raise TypeError(f"offset must be an int (a number of positions), got {type(offset).__name__} {offset!r}")
+        raise TypeError(f"offset must be an int (a number of positions), got {offset!r}")
     _check_size(d_model, "d_model", even=True)
     _check_base(base)
     phi = offset * _inverse_frequencies(d_model, base)  # (d_model/2,)
@@ -88,7 +86,8 @@ def _check_positions(seq_len: int, offset: int, max_positions: int) -> None:
 def _check_sequence(x: torch.Tensor, width: int, width_name: str, max_positions: int, offset: int) -> int:
     """Check x (..., T, width) and that positions offset .. offset + T - 1 exist; return T."""
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
-        raise ValueError(f"x must be a tensor of shape (..., T, {width_name}), got {getattr(x, 'shape', type(x))}")
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a tensor of shape (..., T, {width_name}), got {got}")
     if x.shape[-1] != width:
         raise ValueError(f"x must have {width_name} = {width} as its last dimension, got shape {tuple(x.shape)}")
     _check_positions(x.shape[-2], offset, max_positions)
@@ -222,4 +221,5 @@ class RotaryEmbedding(nn.Module):
         return apply_rotary(x, cos, sin, self.interleaved)
 
     def extra_repr(self) -> str:
-        return f"d_head={self.d_head}, max_positions={self.max_positions}, base={self.base}, interleaved={self.interleaved}"
+        return (f"d_head={self.d_head}, max_positions={self.max_positions}, base={self.base}, "
+                f"interleaved={self.interleaved}")
