@@ -85,13 +85,21 @@ def venv_env() -> dict:
     return env
 
 
+def notebook_env() -> dict:
+    """venv_env() for executing notebooks: matplotlib's inline backend, so that figures reach the
+    outputs (with MPLBACKEND=Agg, which ipykernel honours, plt.show() would display nothing)."""
+    env = venv_env()
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    return env
+
+
 def book() -> None:
     """Build the book strictly: every notebook executed, any warning or failing cell is an error."""
     setup()
     log("building the book into _build/html (notebooks are executed; unchanged ones come from the cache)")
     start = time.perf_counter()
     shutil.rmtree(ROOT / "_build" / "html", ignore_errors=True)  # no stale pages; the execution cache stays
-    run(BIN / "jupyter-book", "build", ".", "--builder", "html", "-W", "-n", "--keep-going", env=venv_env())
+    run(BIN / "jupyter-book", "build", ".", "--builder", "html", "-W", "-n", "--keep-going", env=notebook_env())
     print(f"book built in {time.perf_counter() - start:.0f} s: open {ROOT / '_build/html/index.html'}")
 
 
@@ -104,7 +112,7 @@ def unit(*pytest_args: str) -> None:
 def nbval() -> None:
     setup()
     log("executing every notebook under nbval")
-    run(PY, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "notebooks/", env=venv_env())
+    run(PY, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "notebooks/", env=notebook_env())
 
 
 def find_chromium() -> str:
