@@ -82,7 +82,8 @@ def venv_env() -> dict:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(VENV)
     env.setdefault("PYTHONHASHSEED", "0")
-    env.setdefault("MPLBACKEND", "Agg")
+    # No MPLBACKEND here: a kernel started with MPLBACKEND=Agg draws nothing on plt.show(), and the
+    # book would be built without its figures. Headless, matplotlib picks a non-GUI backend by itself.
     env.setdefault("MINILLM_PROGRESS", "0")  # no progress-bar widgets in executed notebooks and the static book
     return env
 
