@@ -36,11 +36,11 @@ def _check_int(name: str, value, minimum: int = 1) -> None:
 
 def truncate_pair(ids_a: Sequence[int], ids_b: Sequence[int], max_tokens: int) -> tuple[list[int], list[int]]:
     """Shorten a pair of segments to at most ``max_tokens`` tokens in total, BERT's way: remove the
-    last token of the longer segment (of A when they are equally long) until the pair fits."""
+    last token of the longer segment (of B when they are equally long) until the pair fits."""
     _check_int("max_tokens", max_tokens, minimum=0)
     a, b = list(ids_a), list(ids_b)
     while len(a) + len(b) > max_tokens:
-        (a if len(a) >= len(b) else b).pop()
+        (a if len(a) > len(b) else b).pop()
     return a, b
 
 
@@ -639,7 +639,7 @@ class BertForPreTraining(nn.Module):
             if not _hub_reachable():
                 raise OSError(
                     f"cannot load {name!r}: it is not in the Hugging Face cache "
-                    f"({cache_dir or 'the default cache folder'}) and the hub ({_hub_endpoint()}) cannot be "
+                    f"({cache_dir or 'the default cache folder'}) and the hub ({_hf_endpoint()}) cannot be "
                     "reached from this machine. Connect to the internet once (the download is then cached), "
                     "or copy a folder saved with save_pretrained to this machine and pass its path."
                 ) from None

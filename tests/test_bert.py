@@ -32,8 +32,15 @@ from minillm.bert import (
     truncate_pair,
 )
 
-transformers = pytest.importorskip("transformers")
-transformers.utils.logging.set_verbosity_error()
+try:
+    import transformers
+    from transformers.utils import logging as _hf_logging
+
+    _hf_logging.set_verbosity_error()
+except ImportError:  # requirements.txt installs it; without it only the oracle tests are skipped
+    transformers = None
+
+needs_hf = pytest.mark.skipif(transformers is None, reason="needs transformers (pip install -r requirements.txt)")
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 SPECIAL = [PAD, UNK, CLS, SEP, MASK]
@@ -72,7 +79,7 @@ def _library_tokenizer():
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "to", "be", "or", "not", "that", "is", "the", "question", "##s", ",", "."]
     tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.BertProcessing(sep=("[SEP]", SEP), cls=("[CLS]", CLS))
+    tok.post_processor = processors.BertProcessing(("[SEP]", SEP), ("[CLS]", CLS))
     return tok
 
 
@@ -106,10 +113,10 @@ def test_truncate_pair_keeps_prefixes_and_cuts_the_longer_first(a, b, max_tokens
     assert len(ta) + len(tb) == min(len(a) + len(b), max_tokens)
     if len(ta) < len(a) and len(tb) < len(b):  # both were cut: they end within one token of each other
         assert abs(len(ta) - len(tb)) <= 1
-    if len(tb) < len(b) and len(ta) == len(a):
-        assert len(tb) >= len(ta)  # b was only cut while it was the longer one
-    if len(ta) < len(a) and len(tb) == len(b):
-        assert len(ta) >= len(tb)
+    if len(tb) < len(b):
+        assert len(tb) >= len(ta) - 1  # b is cut while it is at least as long as a (BERT cuts b on ties)
+    if len(ta) < len(a):
+        assert len(ta) >= len(tb)  # a is cut only while it is strictly longer
 
 
 def test_pad_batch_shapes_mask_and_errors():
@@ -226,7 +233,7 @@ def test_mask_tokens_is_reproducible_and_dynamic():
 def test_mask_tokens_clear_errors():
     ids = torch.tensor([[CLS, 7, 8, SEP]])
     kw = dict(mask_token_id=MASK, special_token_ids=SPECIAL)
-    with pytest.raises(ValueError, match=r"token id 50 .*outside the vocabulary \[0, 20\)"):
+    with pytest.raises(ValueError, match=r"token id 50, outside the vocabulary \[0, 20\)"):
         mask_tokens(torch.tensor([[CLS, 50, SEP]]), vocab_size=20, **kw)
     with pytest.raises(ValueError, match="mlm_probability"):
         mask_tokens(ids, vocab_size=20, mlm_probability=1.5, **kw)
@@ -302,6 +309,7 @@ def test_config_rejects_bad_values(changes, message):
         BertConfig(**changes)
 
 
+@needs_hf
 def test_config_from_hf_configs():
     assert BertConfig.from_hf(transformers.BertConfig()) == BertConfig.bert_base()
     roberta = transformers.RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5)
@@ -318,6 +326,7 @@ def test_config_from_hf_configs():
 # --- parameter counts ---------------------------------------------------------------------------
 
 
+@needs_hf
 def test_parameter_counts_equal_the_published_sizes_and_hugging_face():
     with torch.device("meta"):
         ours = {
@@ -349,6 +358,7 @@ BERT_CONFIGS = [
 ]
 
 
+@needs_hf
 @pytest.mark.parametrize("hf_kwargs", BERT_CONFIGS)
 def test_bert_for_pretraining_matches_hugging_face_on_perturbed_weights(hf_kwargs):
     torch.manual_seed(0)
@@ -367,6 +377,7 @@ def test_bert_for_pretraining_matches_hugging_face_on_perturbed_weights(hf_kwarg
     assert (nsp - out.seq_relationship_logits).abs().max() < 1e-4
 
 
+@needs_hf
 def test_bert_model_matches_hugging_face_hidden_states_pooled_output_and_attentions():
     cfg = transformers.BertConfig(**BERT_CONFIGS[0], attn_implementation="eager")
     torch.manual_seed(1)
@@ -387,6 +398,7 @@ def test_bert_model_matches_hugging_face_hidden_states_pooled_output_and_attenti
         assert (mine * (batch["attention_mask"] == 0)[:, None, None, :]).abs().max() == 0  # no weight on padding
 
 
+@needs_hf
 def test_roberta_matches_hugging_face_masked_lm():
     cfg = transformers.RobertaConfig(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                      intermediate_size=64, max_position_embeddings=22, type_vocab_size=1,
@@ -407,6 +419,7 @@ def test_roberta_matches_hugging_face_masked_lm():
         ours(torch.full((1, 21), 5))
 
 
+@needs_hf
 def test_albert_matches_hugging_face_pretraining_with_sop():
     cfg = transformers.AlbertConfig(vocab_size=71, embedding_size=16, hidden_size=32, num_hidden_layers=3,
                                     num_attention_heads=4, intermediate_size=64, max_position_embeddings=24)
@@ -424,6 +437,7 @@ def test_albert_matches_hugging_face_pretraining_with_sop():
     assert n_params(ours.bert) == n_params(hf.albert)
 
 
+@needs_hf
 def test_every_parameter_matters_and_wrong_choices_break_the_match():
     """The equivalence test can fail: nudging any single parameter, or changing the activation,
     the LayerNorm epsilon or the weight tying, moves the logits away from Hugging Face's."""
@@ -443,6 +457,10 @@ def test_every_parameter_matters_and_wrong_choices_break_the_match():
     ours = BertForPreTraining.from_hf(hf)
     assert gap(ours) < 1e-4
     for name, p in ours.named_parameters():
+        if name.endswith("attn.k_proj.bias"):
+            # q . b_k adds the same number to all of a query's scores, and softmax ignores it:
+            # the key bias has no effect in any BERT (its gradient is zero).
+            continue
         with torch.no_grad():
             saved = p.clone()
             p.add_(0.05 * torch.randn_like(p))
@@ -451,12 +469,13 @@ def test_every_parameter_matters_and_wrong_choices_break_the_match():
     for changes in [dict(activation="gelu_tanh"), dict(layer_norm_eps=1e-1)]:
         other = BertForPreTraining(replace(ours.config, **changes))
         other.load_state_dict(ours.state_dict())
-        assert gap(other) > 1e-3, changes
+        assert gap(other) > 2e-4, changes  # twice the tolerance of the equivalence tests: they would fail
     untied = BertForPreTraining.from_hf(hf)
     untied.mlm_head.decoder.weight = torch.nn.Parameter(untied.mlm_head.decoder.weight.detach() + 0.05)
     assert gap(untied) > 1e-3
 
 
+@needs_hf
 def test_weights_are_tied_after_conversion_and_training():
     hf = transformers.BertForPreTraining(transformers.BertConfig(**BERT_CONFIGS[2]))
     ours = BertForPreTraining.from_hf(hf)
@@ -475,9 +494,10 @@ def tiny():
     return BertForPreTraining(BertConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_position=10)).eval()
 
 
+@needs_hf
 def test_clear_errors_on_bad_input(tiny):
     ids = torch.tensor([[CLS, 7, 8, SEP]])
-    with pytest.raises(ValueError, match=r"token id 50 .*outside the vocabulary \[0, 50\)"):
+    with pytest.raises(ValueError, match=r"token id 50, outside the vocabulary \[0, 50\)"):
         tiny(torch.tensor([[CLS, 50, SEP]]))
     with pytest.raises(ValueError, match=r"token id -1"):
         tiny(torch.tensor([[CLS, -1, SEP]]))
@@ -521,7 +541,7 @@ def test_bert_is_bidirectional(tiny):
 
 
 def test_losses_equal_cross_entropy_of_the_forward_logits(tiny):
-    batch = padded_pair_batch(50, seed=5)
+    batch = padded_pair_batch(50, lengths=((3, 2), (2, 2), (4, 0), (1, 3)), seed=5)
     inputs, labels = mask_tokens(batch["input_ids"], mask_token_id=MASK, vocab_size=50, special_token_ids=SPECIAL,
                                  generator=torch.Generator().manual_seed(0))
     nsp_labels = torch.tensor([0, 1, 1, 0])
@@ -598,7 +618,7 @@ def test_fill_mask_returns_top_k_per_mask():
     tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tok.post_processor = processors.BertProcessing(sep=("[SEP]", SEP), cls=("[CLS]", CLS))
+    tok.post_processor = processors.BertProcessing(("[SEP]", SEP), ("[CLS]", CLS))
     torch.manual_seed(0)
     model = BertForPreTraining(BertConfig(vocab_size=len(words), d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=16))
     out = fill_mask(model, tok, "to [MASK] or not to [MASK]", top_k=3)
@@ -612,6 +632,7 @@ def test_fill_mask_returns_top_k_per_mask():
 # --- loading real checkpoints ------------------------------------------------------------------
 
 
+@needs_hf
 def test_from_pretrained_offline_gives_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(bert, "_hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(OSError, match=r"cannot load 'bert-base-uncased'.*cannot be reached"):
@@ -628,6 +649,7 @@ def test_hub_reachable_respects_offline_mode(monkeypatch):
     assert bert._hub_reachable(timeout=1.0) is False
 
 
+@needs_hf
 def test_from_pretrained_loads_a_saved_folder(tmp_path):
     torch.manual_seed(5)
     hf = transformers.BertForPreTraining(transformers.BertConfig(**BERT_CONFIGS[0])).eval()
