@@ -133,10 +133,10 @@ def mask_tokens(
     """Choose tokens for masked language modelling and corrupt them with BERT's 80/10/10 rule.
 
     In each row, ``round(mlm_probability * n)`` of its ``n`` non-special tokens (at least one, if
-    ``n > 0``) are chosen uniformly at random, as in BERT's original data pipeline. Special tokens
-    (``[CLS]``, ``[SEP]``, ``[PAD]``...) are never chosen. Each chosen token is then replaced by
-    ``[MASK]`` with probability 0.8, by a random non-special token with probability 0.1, and left
-    unchanged with probability 0.1.
+    ``n > 0``) are chosen uniformly at random: a fixed number per sequence, as in BERT's original
+    data pipeline. Special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``...) are never chosen. Each chosen
+    token is then replaced by ``[MASK]`` with probability 0.8, by a random non-special token with
+    probability 0.1, and left unchanged with probability 0.1.
 
     Args:
         input_ids: (B, T) token ids; not modified.
@@ -299,7 +299,9 @@ class BertConfig:
                 f"got {self.position_offset}"
             )
         if self.position_offset >= self.max_position:
-            raise ValueError(f"position_offset={self.position_offset} leaves no position below max_position={self.max_position}")
+            raise ValueError(
+                f"position_offset={self.position_offset} leaves no position below max_position={self.max_position}"
+            )
         if self.sentence_task not in ("nsp", "sop", None):
             raise ValueError(f"sentence_task must be 'nsp', 'sop' or None, got {self.sentence_task!r}")
         if self.sentence_task is not None and not self.add_pooler:
@@ -393,7 +395,10 @@ def _check_inputs(config: BertConfig, input_ids, token_type_ids, attention_mask)
     if token_type_ids is None:
         token_type_ids = torch.zeros_like(input_ids)
     elif not isinstance(token_type_ids, torch.Tensor) or token_type_ids.shape != input_ids.shape:
-        raise ValueError(f"token_type_ids must have the shape of input_ids, {(B, T)}, got {tuple(getattr(token_type_ids, 'shape', ()))}")
+        raise ValueError(
+            f"token_type_ids must have the shape of input_ids, {(B, T)}, "
+            f"got {tuple(getattr(token_type_ids, 'shape', ()))}"
+        )
     elif token_type_ids.dtype != torch.long:
         raise TypeError(f"token_type_ids must be a torch.long tensor, got {token_type_ids.dtype}")
     elif token_type_ids.numel() and (token_type_ids.min() < 0 or token_type_ids.max() >= config.type_vocab_size):
@@ -617,7 +622,9 @@ class BertForPreTraining(nn.Module):
         return model.train(hf_model.training)
 
     @classmethod
-    def from_pretrained(cls, name: str = "bert-base-uncased", *, local_files_only: bool = False, cache_dir: str | None = None):
+    def from_pretrained(
+        cls, name: str = "bert-base-uncased", *, local_files_only: bool = False, cache_dir: str | None = None
+    ) -> "BertForPreTraining":
         """Download (or read from the cache) a pretrained checkpoint with ``transformers`` and convert it.
 
         ``name`` is a Hugging Face hub name (``"bert-base-uncased"``, ``"roberta-base"``,
@@ -723,7 +730,8 @@ def _hf_head_names(config: BertConfig, kind: str) -> dict[str, str]:
     bias = {"bert": "cls.predictions.bias", "roberta": "lm_head.bias", "albert": "predictions.bias"}[kind]
     decoder = {"bert": "cls.predictions.decoder", "roberta": "lm_head.decoder", "albert": "predictions.decoder"}[kind]
     out = {"mlm_head.decoder.weight": f"{decoder}.weight", "mlm_head.decoder.bias": bias}
-    for ours, theirs in (("mlm_head.dense", f"{head}dense"), ("mlm_head.norm", f"{head}{norm}"), ("sentence_head", sentence)):
+    parts = (("mlm_head.dense", f"{head}dense"), ("mlm_head.norm", f"{head}{norm}"), ("sentence_head", sentence))
+    for ours, theirs in parts:
         if theirs is not None:
             out[f"{ours}.weight"], out[f"{ours}.bias"] = f"{theirs}.weight", f"{theirs}.bias"
     return out
