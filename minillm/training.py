@@ -176,6 +176,8 @@ def train(
     grad_clip: float | None = 1.0,
     lr_schedule: Callable[[int], float] | None = None,
     device: torch.device | str | None = None,
+    grad_accum: int = 1,
+    autocast_dtype: torch.dtype | None = None,
     progress: bool | None = None,
     log: bool = True,
 ) -> History:
@@ -195,13 +197,25 @@ def train(
         lr_schedule: a function ``step -> factor`` multiplying each group's base
             learning rate (``step`` counts from 0).
         device: move the model and every batch here (default: leave them where they are).
+        grad_accum: micro-batches per optimizer step. Their gradients are averaged, so with
+            ``grad_accum=k`` a step sees k batches, as one batch k times larger would (at the
+            memory cost of one). ``train_loss`` records the mean over the micro-batches.
+        autocast_dtype: run the forward passes under ``torch.autocast`` with this dtype
+            (``torch.bfloat16`` on CPU or CUDA, ``torch.float16`` on CUDA): mixed precision.
+            Parameters, gradients and the optimizer stay in float32.
         progress: show a ``tqdm`` progress bar (it disappears when done). The default, None,
             shows it unless the environment variable ``MINILLM_PROGRESS`` is ``0`` (the book
             build sets it: a progress bar is useless in a static page).
         log: print one line per evaluation, which stays visible in the rendered book.
+
+    Under ``torch.distributed`` (e.g. launched by ``torchrun`` with the model wrapped in
+    ``DistributedDataParallel``) the loop runs unchanged on every process; only rank 0
+    prints and shows a progress bar.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if grad_accum < 1:
+        raise ValueError(f"grad_accum must be >= 1, got {grad_accum}")
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     if device is not None:
@@ -219,22 +233,28 @@ def train(
     model.train()
     if progress is None:
         progress = os.environ.get("MINILLM_PROGRESS", "1") != "0"
+    if not _is_main_process():
+        progress = log = False
     bar = tqdm(range(steps), disable=not progress, leave=False, desc="training")
     for step in bar:
         if lr_schedule is not None:
             factor = lr_schedule(step)
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * factor
-        loss = _call(model, next_batch(), device)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss.item()} at step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss = 0.0
+        for _ in range(grad_accum):
+            with _autocast(autocast_dtype, device, model):
+                loss = _call(model, next_batch(), device)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss.item()} at step {step + 1}")
+            (loss / grad_accum).backward()
+            step_loss += loss.item() / grad_accum
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         history.steps.append(step + 1)
-        history.train_loss.append(loss.item())
+        history.train_loss.append(step_loss)
         last = step + 1 == steps
         if eval_batches is not None and ((step + 1) % eval_every == 0 or last):
             val = evaluate(model, eval_batches(), device)
@@ -250,6 +270,22 @@ def train(
     bar.close()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _is_main_process() -> bool:
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _autocast(dtype: torch.dtype | None, device: torch.device | None, model: nn.Module):
+    import contextlib
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    if device is None:
+        first = next(model.parameters(), None)
+        device = first.device if first is not None else torch.device("cpu")
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 def _batch_source(train_batches) -> Callable[[], Batch]:

@@ -32,6 +32,13 @@ def _cited() -> dict[str, set[str]]:
     return cited
 
 
+def test_bib_file_parses():
+    from pybtex.database import parse_file
+
+    entries = parse_file(str(ROOT / "book/references.bib")).entries
+    assert sorted(entries) == sorted(_bib_keys())
+
+
 def test_bib_keys_are_unique():
     keys = _bib_keys()
     assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)

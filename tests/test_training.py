@@ -170,3 +170,39 @@ def test_progress_bar_follows_the_environment(monkeypatch, capsys):
     monkeypatch.setenv("MINILLM_PROGRESS", "1")
     train(NeuralBigram(5), lambda: lm_batch(data, 2, 4), steps=3, log=False)
     assert "training" in capsys.readouterr().err
+
+
+def test_grad_accumulation_equals_one_big_batch():
+    """Two micro-batches of 4 with grad_accum=2 take the same SGD step as one batch of 8."""
+    data = torch.randint(7, (500,), generator=torch.Generator().manual_seed(0))
+    x, y = lm_batch(data, 8, 5, generator=torch.Generator().manual_seed(1))
+    halves = iter([(x[:4], y[:4]), (x[4:], y[4:])])
+
+    torch.manual_seed(0)
+    big = NeuralBigram(7)
+    torch.manual_seed(0)
+    small = NeuralBigram(7)
+    h_big = train(big, [(x, y)], steps=1, optimizer=torch.optim.SGD(big.parameters(), lr=0.5), grad_clip=None, progress=False)
+    h_small = train(small, lambda: next(halves), steps=1, grad_accum=2,
+                    optimizer=torch.optim.SGD(small.parameters(), lr=0.5), grad_clip=None, progress=False)
+    assert torch.allclose(big.logits_table.weight, small.logits_table.weight, atol=1e-6)
+    assert h_big.train_loss[0] == pytest.approx(h_small.train_loss[0], rel=1e-5)
+    with pytest.raises(ValueError, match="grad_accum"):
+        train(big, [(x, y)], steps=1, grad_accum=0)
+
+
+def test_bfloat16_autocast_on_cpu():
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+            self.seen = None
+
+        def forward(self, x):
+            out = self.lin(x)
+            self.seen = out.dtype
+            return out, out.float().pow(2).mean()
+
+    model = Tiny()
+    train(model, [(torch.randn(4, 8),)], steps=2, autocast_dtype=torch.bfloat16, progress=False)
+    assert model.seen == torch.bfloat16 and model.lin.weight.dtype == torch.float32
