@@ -14,7 +14,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"bigram", "data", "exercises", "training"}
+_SUBMODULES = {"attention", "bigram", "data", "exercises", "training"}
 
 
 def __getattr__(name: str):
