@@ -93,7 +93,11 @@ def book() -> None:
     log("building the book into _build/html (notebooks are executed; unchanged ones come from the cache)")
     start = time.perf_counter()
     shutil.rmtree(ROOT / "_build" / "html", ignore_errors=True)  # no stale pages; the execution cache stays
-    run(BIN / "jupyter-book", "build", ".", "--builder", "html", "-W", "-n", "--keep-going", env=venv_env())
+    env = venv_env()
+    # Notebook kernels must use their inline backend, which puts the figures into the pages: with
+    # MPLBACKEND=Agg, plt.show() draws nothing and the book has no figures.
+    env.pop("MPLBACKEND", None)
+    run(BIN / "jupyter-book", "build", ".", "--builder", "html", "-W", "-n", "--keep-going", env=env)
     print(f"book built in {time.perf_counter() - start:.0f} s: open {ROOT / '_build/html/index.html'}")
 
 

@@ -17,6 +17,48 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention, written out: ``softmax(q k^T / sqrt(d_k)) v``, returning the weights too.
+
+    Args:
+        q: (..., T_q, d_k) queries.
+        k: (..., T_k, d_k) keys.
+        v: (..., T_k, d_v) values. The leading (batch) dims of q, k, v broadcast.
+        mask: optional bool tensor broadcastable to (..., T_q, T_k), **True = may attend**
+            (the convention of ``torch.nn.functional.scaled_dot_product_attention``).
+        dropout_p: probability of zeroing each attention weight. Like the torch function, it is
+            applied whenever it is > 0: pass 0.0 at evaluation time.
+
+    Returns:
+        ``(out, weights)``: out (..., T_q, d_v) and weights (..., T_q, T_k), the weights that
+        multiplied ``v`` (after dropout, if any). Each row of weights sums to 1, except a row
+        whose keys are all masked: its weights and its output are all zeros (no NaN).
+    """
+    scores_shape = _check_qkv(q, k, v)
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1], got {dropout_p}")
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
+    if mask is not None:
+        _check_mask(mask, scores_shape, "scaled_dot_product_attention")
+        has_key = mask.any(dim=-1, keepdim=True)  # (..., T_q, 1): False where a row has no key left
+        # -inf gives masked keys a weight of exactly 0. A row with no key at all would be
+        # softmax([-inf, ..., -inf]) = NaN, so it gets finite scores here and zero weights below.
+        scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~has_key, 0.0)
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights.masked_fill(~has_key, 0.0)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights
+
+
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Size:
     """Validate queries, keys and values; return the shape of the scores, (..., T_q, T_k)."""
     for name, t in (("q", q), ("k", k), ("v", v)):
@@ -69,48 +111,6 @@ def _check_mask(mask: torch.Tensor, scores_shape: torch.Size, where: str, hint: 
             f"{where}: mask of shape {tuple(mask.shape)} does not broadcast to the attention scores, "
             f"of shape (..., T_q, T_k) = {tuple(scores_shape)}{hint}"
         )
-
-
-def scaled_dot_product_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    dropout_p: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention, written out: ``softmax(q k^T / sqrt(d_k)) v``, returning the weights too.
-
-    Args:
-        q: (..., T_q, d_k) queries.
-        k: (..., T_k, d_k) keys.
-        v: (..., T_k, d_v) values. The leading (batch) dims of q, k, v broadcast.
-        mask: optional bool tensor broadcastable to (..., T_q, T_k), **True = may attend**
-            (the convention of ``torch.nn.functional.scaled_dot_product_attention``).
-        dropout_p: probability of zeroing each attention weight. Like the torch function, it is
-            applied whenever it is > 0: pass 0.0 at evaluation time.
-
-    Returns:
-        ``(out, weights)``: out (..., T_q, d_v) and weights (..., T_q, T_k), the weights that
-        multiplied ``v`` (after dropout, if any). Each row of weights sums to 1, except a row
-        whose keys are all masked: its weights and its output are all zeros (no NaN).
-    """
-    scores_shape = _check_qkv(q, k, v)
-    if not 0.0 <= dropout_p <= 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1], got {dropout_p}")
-    d_k = q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
-    if mask is not None:
-        _check_mask(mask, scores_shape, "scaled_dot_product_attention")
-        has_key = mask.any(dim=-1, keepdim=True)  # (..., T_q, 1): False where a row has no key left
-        # -inf gives masked keys a weight of exactly 0. A row with no key at all would be
-        # softmax([-inf, ..., -inf]) = NaN, so it gets finite scores here and zero weights below.
-        scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~has_key, 0.0)
-    weights = torch.softmax(scores, dim=-1)
-    if mask is not None:
-        weights = weights.masked_fill(~has_key, 0.0)
-    if dropout_p > 0.0:
-        weights = F.dropout(weights, p=dropout_p)
-    return weights @ v, weights
 
 
 def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
