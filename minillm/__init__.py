@@ -14,7 +14,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"attention", "bigram", "data", "exercises", "gpt", "layers", "training", "viz"}
+_SUBMODULES = {"attention", "bigram", "data", "exercises", "gpt", "layers", "tokenization", "training", "viz"}
 
 
 def __getattr__(name: str):

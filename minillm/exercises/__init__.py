@@ -10,6 +10,7 @@ mean, a missing minus sign...) and names it.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Iterable
 
 import torch
@@ -34,8 +35,15 @@ def _close(a: Any, b: Any, atol: float, rtol: float) -> bool:
         ta = torch.as_tensor(a, dtype=torch.float64)
         tb = torch.as_tensor(b, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
-        return False
+        return _equal(a, b)  # not numbers (a dict, a list of strings...): compare exactly
     return ta.shape == tb.shape and bool(torch.allclose(ta, tb, atol=atol, rtol=rtol))
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
 
 
 def _show(x: Any, limit: int = 300) -> str:
@@ -108,8 +116,8 @@ def _as_tensor(x: Any):
 
 
 def _clone(args: tuple) -> tuple:
-    """Copies of tensor arguments, so a function that modifies its input cannot fool the checker."""
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+    """Copies of the arguments (tensors, dicts, lists...), so a function that modifies its input cannot fool the checker."""
+    return tuple(a.clone() if isinstance(a, torch.Tensor) else copy.deepcopy(a) for a in args)
 
 
 def passed(exercise: str, n_cases: int) -> None:
