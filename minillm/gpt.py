@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minillm.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
-from minillm.layers import FeedForward, LayerNorm
+from minillm.layers import LayerNorm, TransformerBlock
 
 _ACTIVATIONS = ("gelu_tanh", "gelu", "relu")
 
@@ -39,7 +39,8 @@ class GPTConfig:
         n_layers, n_heads, d_model: depth, heads per attention layer, width (``d_head = d_model // n_heads``).
         d_ff: hidden width of the feed-forward networks; None means ``4 * d_model``.
         dropout: dropout probability on embeddings, attention weights and residual branches.
-        bias: whether the linear layers of attention have biases (GPT-2: yes).
+        bias: whether the linear layers (attention and feed-forward) have biases (GPT-2: yes);
+            LayerNorms always have theirs.
         eps: the LayerNorm epsilon (GPT-2: 1e-5).
         activation: of the feed-forward networks: ``"gelu_tanh"`` (GPT-2), ``"gelu"`` or ``"relu"``.
     """
@@ -90,7 +91,7 @@ class GPTConfig:
         """The parameter count of ``GPT(self)``, in closed form (tied weights counted once)."""
         d, f = self.d_model, self.d_ff
         attn = 4 * d * d + (4 * d if self.bias else 0)  # q, k, v and out projections
-        ffn = 2 * d * f + f + d  # up and down projections with their biases
+        ffn = 2 * d * f + (f + d if self.bias else 0)  # fc1 and fc2, with their biases
         block = attn + ffn + 2 * 2 * d  # plus two LayerNorms (weight and bias)
         positions = self.block_size * d if include_positions else 0
         return self.vocab_size * d + positions + self.n_layers * block + 2 * d  # + final LayerNorm
@@ -100,8 +101,7 @@ class CausalSelfAttention(MultiHeadAttention):
     """Multi-head self-attention in which position i attends only to positions <= i.
 
     The parameters are those of :class:`minillm.attention.MultiHeadAttention` (``q_proj``,
-    ``k_proj``, ``v_proj``, ``out_proj``); dropout applies to the attention weights and, as in
-    GPT-2, to the output (``resid_dropout``).
+    ``k_proj``, ``v_proj``, ``out_proj``); dropout applies to the attention weights.
 
     ``forward(x, cache=None, layer=0, need_weights=False)``:
         x: (B, T, d_model). With a :class:`KVCache`, x holds the T *new* positions, its keys and
@@ -110,10 +110,6 @@ class CausalSelfAttention(MultiHeadAttention):
         Returns (B, T, d_model), or ``(output, weights)`` with weights (B, n_heads, T, T_total)
         when ``need_weights=True``.
     """
-
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
-        super().__init__(d_model, n_heads, dropout=dropout, bias=bias)
-        self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, cache: "KVCache | None" = None, layer: int = 0, need_weights: bool = False):
         self._check_input(x, "x")
@@ -134,25 +130,31 @@ class CausalSelfAttention(MultiHeadAttention):
         else:  # several new queries after a cached past. (is_causal=True would align the mask
             # to the top-left corner, i.e. wrongly, when T < t_k; causal_mask aligns it to the end.)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, t_k, device=x.device), dropout_p=p)
-        out = self.resid_dropout(self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model)))
+        out = self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model))  # concatenate the heads, project
         return (out, weights) if need_weights else out
 
 
-class Block(nn.Module):
-    """One pre-LN GPT block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``. (B, T, d_model) -> same."""
+class Block(TransformerBlock):
+    """One pre-LN GPT block: ``x + dropout(attn(attn_norm(x)))``, then ``x + ffn(ffn_norm(x))``.
+
+    Chapter 5's :class:`~minillm.layers.TransformerBlock` with :class:`CausalSelfAttention`.
+    ``forward(x, cache=None, layer=0, need_weights=False)``: (B, T, d_model) -> (B, T, d_model),
+    or ``(output, weights)`` with the attention weights when ``need_weights=True``.
+    """
 
     def __init__(self, config: GPTConfig):
-        super().__init__()
-        self.ln_1 = LayerNorm(config.d_model, eps=config.eps)
+        super().__init__(config.d_model, config.n_heads, config.d_ff, dropout=config.dropout,
+                         norm_first=True, activation=config.activation, eps=config.eps)
         self.attn = CausalSelfAttention(config.d_model, config.n_heads, dropout=config.dropout, bias=config.bias)
-        self.ln_2 = LayerNorm(config.d_model, eps=config.eps)
-        self.mlp = FeedForward(config.d_model, config.d_ff, dropout=config.dropout, activation=config.activation)
+        if not config.bias:  # chapter 5's FeedForward always has biases: remove them
+            self.ffn.fc1.bias = None
+            self.ffn.fc2.bias = None
 
     def forward(self, x: torch.Tensor, cache: "KVCache | None" = None, layer: int = 0, need_weights: bool = False):
-        a = self.attn(self.ln_1(x), cache, layer, need_weights)
+        a = self.attn(self.attn_norm(x), cache, layer, need_weights)
         a, weights = a if need_weights else (a, None)
-        x = x + a
-        x = x + self.mlp(self.ln_2(x))
+        x = x + self.dropout(a)
+        x = x + self.ffn(self.ffn_norm(x))
         return (x, weights) if need_weights else x
 
 
@@ -184,7 +186,7 @@ class GPT(nn.Module):
 
     def residual_projections(self) -> list[nn.Linear]:
         """The layers whose outputs are added to the residual stream: two per block."""
-        return [p for block in self.blocks for p in (block.attn.out_proj, block.mlp.fc2)]
+        return [p for block in self.blocks for p in (block.attn.out_proj, block.ffn.fc2)]
 
     def reset_parameters(self) -> None:
         """GPT-2's initialisation: N(0, 0.02) weights, zero biases, LayerNorms at (1, 0), and
@@ -329,7 +331,7 @@ def gpt_from_hf(hf_model) -> GPT:
         copy(model.wpe.weight, sd["transformer.wpe.weight"], "wpe")
         for i, block in enumerate(model.blocks):
             p = f"transformer.h.{i}."
-            for ours, theirs in ((block.ln_1, "ln_1"), (block.ln_2, "ln_2")):
+            for ours, theirs in ((block.attn_norm, "ln_1"), (block.ffn_norm, "ln_2")):
                 copy(ours.weight, sd[p + theirs + ".weight"], p + theirs)
                 copy(ours.bias, sd[p + theirs + ".bias"], p + theirs)
             w_qkv = sd[p + "attn.c_attn.weight"].t()  # Conv1D (d, 3d) -> Linear (3d, d)
@@ -339,7 +341,7 @@ def gpt_from_hf(hf_model) -> GPT:
             for proj, w, b in zip((block.attn.q_proj, block.attn.k_proj, block.attn.v_proj), w_qkv.split(d), b_qkv.split(d)):
                 copy(proj.weight, w, p + "attn.c_attn")
                 copy(proj.bias, b, p + "attn.c_attn")
-            for ours, theirs in ((block.attn.out_proj, "attn.c_proj"), (block.mlp.fc1, "mlp.c_fc"), (block.mlp.fc2, "mlp.c_proj")):
+            for ours, theirs in ((block.attn.out_proj, "attn.c_proj"), (block.ffn.fc1, "mlp.c_fc"), (block.ffn.fc2, "mlp.c_proj")):
                 copy(ours.weight, sd[p + theirs + ".weight"].t(), p + theirs)  # transposed, square or not
                 copy(ours.bias, sd[p + theirs + ".bias"], p + theirs)
         copy(model.ln_f.weight, sd["transformer.ln_f.weight"], "ln_f")

@@ -126,7 +126,7 @@ def test_init_scales_the_residual_projections():
     for proj in m.residual_projections():
         assert abs(proj.weight.std().item() - 0.02 / math.sqrt(16)) < 0.0005
     for block in m.blocks:
-        assert torch.all(block.ln_1.weight == 1) and torch.all(block.attn.q_proj.bias == 0)
+        assert torch.all(block.attn_norm.weight == 1) and torch.all(block.attn.q_proj.bias == 0)
 
 
 # --- forward ------------------------------------------------------------------------------
