@@ -8,7 +8,7 @@ The code of the book chapter ``notebooks/07_gpt.ipynb``; the chapter explains ev
 
 from __future__ import annotations
 
-__all__ = ['GPTConfig', 'CausalSelfAttention', 'Block', 'GPT', 'gpt_from_hf', 'load_pretrained_gpt2', 'top_k_filter', 'top_p_filter', 'sample_next', 'generate', 'KVCache']
+__all__ = ['GPTConfig', 'CausalSelfAttention', 'KVCache', 'Block', 'GPT', 'gpt_from_hf', 'load_pretrained_gpt2', 'top_k_filter', 'top_p_filter', 'sample_next', 'generate']
 
 import math
 from dataclasses import dataclass, replace
@@ -132,6 +132,56 @@ class CausalSelfAttention(MultiHeadAttention):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, t_k, device=x.device), dropout_p=p)
         out = self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model))  # concatenate the heads, project
         return (out, weights) if need_weights else out
+
+
+class KVCache:
+    """The keys and values of the positions a :class:`GPT` has processed, for every layer.
+
+    Each layer's keys and values live in buffers of shape (B, n_heads, max_len, d_head), allocated
+    on first use with the dtype and device of the keys. ``update(layer, k, v)`` writes the new
+    positions after the ``length`` cached ones and returns every position so far; the model calls
+    ``advance(T)`` once all its layers have seen the T new positions.
+    """
+
+    def __init__(self, n_layers: int, max_len: int):
+        _check_positive_int("n_layers", n_layers)
+        _check_positive_int("max_len", max_len)
+        self.n_layers, self.max_len = n_layers, max_len
+        self.keys: list[torch.Tensor | None] = [None] * n_layers
+        self.values: list[torch.Tensor | None] = [None] * n_layers
+        self.length = 0
+
+    def __repr__(self) -> str:
+        return f"KVCache(n_layers={self.n_layers}, length={self.length}, max_len={self.max_len})"
+
+    def reset(self) -> None:
+        """Forget every position (the buffers are kept and overwritten)."""
+        self.length = 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, n_heads, T, d_head) of the T new positions; return the (B, n_heads, length + T, d_head) keys and values."""
+        if not 0 <= layer < self.n_layers:
+            raise ValueError(f"layer must be in [0, {self.n_layers}), got {layer}")
+        B, H, T, D = k.shape
+        end = self.length + T
+        if end > self.max_len:
+            raise ValueError(f"the cache holds at most {self.max_len} positions; {self.length} cached + {T} new is too many")
+        buf = self.keys[layer]
+        if buf is None or buf.shape[:2] != (B, H) or buf.shape[-1] != D or buf.dtype != k.dtype or buf.device != k.device:
+            if self.length > 0:
+                raise ValueError(
+                    f"the cache holds {self.length} positions of other shape, dtype or device than the new keys "
+                    f"{tuple(k.shape)} ({k.dtype}, {k.device}); call reset() before reusing it for another batch"
+                )
+            self.keys[layer] = k.new_zeros(B, H, self.max_len, D)
+            self.values[layer] = v.new_zeros(B, H, self.max_len, v.shape[-1])
+        self.keys[layer][:, :, self.length:end] = k
+        self.values[layer][:, :, self.length:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more positions as cached (called by :meth:`GPT.forward` after its last layer)."""
+        self.length += n
 
 
 class Block(TransformerBlock):
@@ -521,53 +571,3 @@ def generate(
         V = model.config.vocab_size
         return idx, torch.stack(all_logits, dim=1) if all_logits else idx.new_zeros(idx.shape[0], 0, V, dtype=torch.float)
     return idx
-
-
-class KVCache:
-    """The keys and values of the positions a :class:`GPT` has processed, for every layer.
-
-    Each layer's keys and values live in buffers of shape (B, n_heads, max_len, d_head), allocated
-    on first use with the dtype and device of the keys. ``update(layer, k, v)`` writes the new
-    positions after the ``length`` cached ones and returns every position so far; the model calls
-    ``advance(T)`` once all its layers have seen the T new positions.
-    """
-
-    def __init__(self, n_layers: int, max_len: int):
-        _check_positive_int("n_layers", n_layers)
-        _check_positive_int("max_len", max_len)
-        self.n_layers, self.max_len = n_layers, max_len
-        self.keys: list[torch.Tensor | None] = [None] * n_layers
-        self.values: list[torch.Tensor | None] = [None] * n_layers
-        self.length = 0
-
-    def __repr__(self) -> str:
-        return f"KVCache(n_layers={self.n_layers}, length={self.length}, max_len={self.max_len})"
-
-    def reset(self) -> None:
-        """Forget every position (the buffers are kept and overwritten)."""
-        self.length = 0
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v (B, n_heads, T, d_head) of the T new positions; return the (B, n_heads, length + T, d_head) keys and values."""
-        if not 0 <= layer < self.n_layers:
-            raise ValueError(f"layer must be in [0, {self.n_layers}), got {layer}")
-        B, H, T, D = k.shape
-        end = self.length + T
-        if end > self.max_len:
-            raise ValueError(f"the cache holds at most {self.max_len} positions; {self.length} cached + {T} new is too many")
-        buf = self.keys[layer]
-        if buf is None or buf.shape[:2] != (B, H) or buf.shape[-1] != D or buf.dtype != k.dtype or buf.device != k.device:
-            if self.length > 0:
-                raise ValueError(
-                    f"the cache holds {self.length} positions of other shape, dtype or device than the new keys "
-                    f"{tuple(k.shape)} ({k.dtype}, {k.device}); call reset() before reusing it for another batch"
-                )
-            self.keys[layer] = k.new_zeros(B, H, self.max_len, D)
-            self.values[layer] = v.new_zeros(B, H, self.max_len, v.shape[-1])
-        self.keys[layer][:, :, self.length:end] = k
-        self.values[layer][:, :, self.length:end] = v
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
-
-    def advance(self, n: int) -> None:
-        """Count ``n`` more positions as cached (called by :meth:`GPT.forward` after its last layer)."""
-        self.length += n

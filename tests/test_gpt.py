@@ -466,3 +466,15 @@ def test_a_tiny_gpt_learns_a_pattern_that_needs_context():
     prompt = data[None, :8]
     out = m.generate(prompt, 8, greedy=True)
     assert torch.equal(out[0], data[:16])
+
+
+# --- the benchmark script runs (its numbers are not tested: they depend on the machine) -------
+
+@pytest.mark.slow
+def test_benchmark_script_runs(root, data_dir):
+    out = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "gpt_vs_transformers.py"), "--steps", "4", "--chunk", "2",
+         "--eval-every", "2", "--n-layers", "1", "--d-model", "32", "--threads", "1"],
+        capture_output=True, text=True, check=True, cwd=root,
+    ).stdout
+    assert "throughput ratio minillm / transformers" in out and out.count("tokens/s") == 2
