@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from minillm.exercises import ExerciseFailed, ch01
+from exercise_helpers import _hint
 
 
 def ce_ok(p, t):
@@ -38,11 +39,6 @@ def test_correct_answers_pass(capsys):
     out = capsys.readouterr().out
     assert out.count("Correct:") == 4
 
-
-def _hint(check, fn) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        check(fn)
-    return str(info.value)
 
 
 @pytest.mark.parametrize(

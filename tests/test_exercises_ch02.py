@@ -11,6 +11,7 @@ from tokenizers import models, pre_tokenizers
 
 from minillm import tokenization as tk
 from minillm.exercises import ExerciseFailed, ch02
+from exercise_helpers import _hint
 
 
 # --- reference answers, written as a learner would ----------------------------------------------
@@ -79,11 +80,6 @@ def test_correct_answers_pass(capsys):
     ch02.check_learn_merges(learn_ok)
     assert capsys.readouterr().out.count("Correct:") == 5
 
-
-def _hint(check, fn) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        check(fn)
-    return str(info.value)
 
 
 # --- typical wrong answers get their hints ------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from minillm.exercises import ExerciseFailed, ch03
+from exercise_helpers import _hint
 
 
 def weights_ok(q, k):
@@ -45,11 +46,6 @@ def test_correct_answers_pass(capsys):
     ch03.check_multi_head_attention(mha_ok)
     assert capsys.readouterr().out.count("Correct:") == 5
 
-
-def _hint(check, fn) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        check(fn)
-    return str(info.value)
 
 
 @pytest.mark.parametrize(

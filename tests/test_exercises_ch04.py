@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from minillm.exercises import ExerciseFailed, ch04
+from exercise_helpers import _hint
 
 # --- the notebook's solutions, written out again -------------------------------------------
 
@@ -93,11 +94,6 @@ def test_the_library_passes_its_own_exercises(capsys):
     ch04.check_rope(rope_lib)
     assert capsys.readouterr().out.count("Correct:") == 3
 
-
-def _hint(check, fn) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        check(fn)
-    return str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from minillm.exercises import ExerciseFailed, ch05
+from exercise_helpers import _hint
 
 
 # Correct answers, written differently from the checkers' references where possible.
@@ -43,11 +44,6 @@ def test_correct_answers_pass(capsys):
     ch05.check_layer_norm_backward(backward_ok)
     assert capsys.readouterr().out.count("Correct:") == 5
 
-
-def _hint(check, fn) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        check(fn)
-    return str(info.value)
 
 
 def _ln(x, w, b, eps, dim=-1, unbiased=False, eps_outside=False):

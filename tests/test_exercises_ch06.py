@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from minillm.exercises import ExerciseFailed, ch06
+from exercise_helpers import _hint
 
 
 def segment_ids_ok(ids, sep, pad):
@@ -51,11 +52,6 @@ def test_reference_count_is_the_published_bert_base_size():
     assert bert_count_ok(30522, 768, 12, 3072, 512, 2) == 109_482_240
     assert ch06._bert_parameter_count(30522, 768, 12, 3072, 512, 2) == 109_482_240
 
-
-def _hint(check, fn) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        check(fn)
-    return str(info.value)
 
 
 def test_segment_ids_hints():

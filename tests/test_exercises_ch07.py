@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from minillm.exercises import ExerciseFailed, ch07
+from exercise_helpers import _hint
 
 
 def mask_ok(t_q, t_k):
@@ -56,11 +57,6 @@ def test_library_functions_pass_as_answers():
     ch07.check_top_p_logits(top_p_filter)
     ch07.check_gpt2_parameter_count(lambda v, b, l, d: GPTConfig(vocab_size=v, block_size=b, n_layers=l, n_heads=1, d_model=d).num_parameters())
 
-
-def _hint(check, fn) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        check(fn)
-    return str(info.value)
 
 
 def test_causal_mask_hints():
