@@ -297,3 +297,22 @@ def test_ddp_gradients_equal_single_process_full_batch(tmp_path):
 def test_ddp_failure_shows_the_childs_error(tmp_path):
     with pytest.raises(RuntimeError, match="divisible by the number of processes"):
         launch_data_parallel(_ddp_settings(tmp_path, batch_size=3), nproc=2, timeout=120)
+
+
+def test_throughput_measurements_are_positive_rates():
+    from minillm.scaling import matmul_flops_per_second, training_tokens_per_second
+
+    peak = matmul_flops_per_second(128, repeats=2)
+    assert math.isfinite(peak) and peak > 1e6  # any CPU multiplies faster than a megaflop per second
+    config = GPTConfig(vocab_size=20, block_size=8, n_layers=1, n_heads=1, d_model=8)
+    rate = training_tokens_per_second(GPT(config), lambda: (torch.randint(20, (2, 8)),) * 2, steps=2, warmup=1)
+    assert math.isfinite(rate) and rate > 0
+    with pytest.raises(ValueError):
+        matmul_flops_per_second(0)
+    with pytest.raises(ValueError):
+        training_tokens_per_second(GPT(config), lambda: None, steps=0)
+
+
+def test_launch_rejects_bad_nproc(tmp_path):
+    with pytest.raises(ValueError, match="nproc"):
+        launch_data_parallel(_ddp_settings(tmp_path), nproc=0)
