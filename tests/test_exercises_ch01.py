@@ -108,3 +108,19 @@ def test_checker_is_not_fooled_by_in_place_edits():
 
     with pytest.raises(ExerciseFailed):
         ch01.check_cross_entropy(cheat)
+
+
+def test_a_mistake_is_named_only_if_it_explains_the_later_cases_too():
+    """On one tiny input two different mistakes can coincide; the hint must fit the learner's mistake."""
+    from minillm.exercises import ExerciseFailed, Mistake, compare
+
+    cases = [(1,), (2,), (5,)]
+    reference = lambda n: 3 * n  # noqa: E731
+    mistakes = [Mistake(lambda n: n + 1, "HINT-PLUS-ONE"), Mistake(lambda n: n * n + 1, "HINT-SQUARE-PLUS-ONE")]
+    # n=1: n+1 and n*n+1 both give 2; only the later cases tell them apart
+    with pytest.raises(ExerciseFailed, match="HINT-SQUARE-PLUS-ONE"):
+        compare("toy", lambda n: n * n + 1, reference, cases, mistakes)
+    with pytest.raises(ExerciseFailed, match="HINT-PLUS-ONE"):
+        compare("toy", lambda n: n + 1, reference, cases, mistakes)
+    with pytest.raises(ExerciseFailed, match="by hand"):  # wrong, and like neither mistake after case 1
+        compare("toy", lambda n: 2 if n == 1 else 0, reference, cases, mistakes)

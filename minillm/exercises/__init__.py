@@ -66,6 +66,7 @@ def compare(
     the input shown in a failure message is easy to work through by hand.
     """
     mistakes = list(mistakes)
+    cases = list(cases)
     n = 0
     for args in cases:
         n += 1
@@ -87,8 +88,12 @@ def compare(
         tg, te = _as_tensor(got), _as_tensor(expected)
         if tg is not None and te is not None and tg.shape != te.shape:
             shape_note = f"\n  shape: expected {tuple(te.shape)}, got {tuple(tg.shape)}"
+        # a typical mistake is named only if it also explains the learner's answers on the next cases:
+        # on one tiny input, two different mistakes can give the same wrong number
+        later = cases[n : n + 2]
         hint = next(
-            (m.hint for m in mistakes if _matches(m, args, got, atol, rtol)),
+            (m.hint for m in mistakes
+             if _matches(m, args, got, atol, rtol) and _explains(m, learner, later, atol, rtol)),
             "compare your result with the expected one on this small input, by hand.",
         )
         raise ExerciseFailed(
@@ -106,6 +111,18 @@ def _matches(mistake: Mistake, args: tuple, got: Any, atol: float, rtol: float) 
         return _close(got, mistake.wrong(*_clone(args)), atol, rtol)
     except Exception:
         return False
+
+
+def _explains(mistake: Mistake, learner: Callable[..., Any], cases: list, atol: float, rtol: float) -> bool:
+    """Whether the mistake gives the learner's answer on each of ``cases`` too."""
+    for args in cases:
+        try:
+            got = learner(*_clone(args))
+        except Exception:
+            return False
+        if not _matches(mistake, args, got, atol, rtol):
+            return False
+    return True
 
 
 def _as_tensor(x: Any):

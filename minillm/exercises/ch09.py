@@ -129,7 +129,7 @@ def check_scaling_exponent(scaling_exponent: Callable, n_cases: int = 12) -> Non
         Mistake(lambda n, l: float(-np.polyfit(n, l, 1)[0]), "fit the logarithms: a power law is a straight line in log L against log N, not in L against N."),
         Mistake(lambda n, l: float(-np.polyfit(np.log(n), l, 1)[0]), "take the logarithm of the loss too: log L = log a - alpha log N."),
         Mistake(lambda n, l: float(-(np.log(l[-1]) - np.log(l[0])) / (np.log(n[-1]) - np.log(n[0]))), "a line through the first and last points ignores the others: fit all points by least squares."),
-        Mistake(lambda n, l: float(-np.polyfit(np.log10(n), np.log(l), 1)[0]), "use the same logarithm for N and L (the exponent does not depend on the base only when both use it)."),
+        Mistake(lambda n, l: float(-np.polyfit(np.log10(n), np.log(l), 1)[0]), "use the same logarithm for N and L: the fitted exponent is independent of the base only when both use the same one."),
     ]
     n = compare("scaling_exponent", scaling_exponent, _exponent, cases, mistakes, atol=1e-6, rtol=1e-6)
     passed("scaling_exponent", n)
