@@ -257,6 +257,8 @@ class ClassificationDataset:
             raise TypeError("texts must be a sequence of strings, got one str")
         if len(texts) == 0:
             raise ValueError("the dataset is empty: no texts were given")
+        if isinstance(labels, torch.Tensor):
+            labels = labels.tolist()  # a long tensor gives ints; a float tensor, floats (refused below)
         if len(texts) != len(labels):
             raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
         if not all(isinstance(y, int) and not isinstance(y, bool) for y in labels):

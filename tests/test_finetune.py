@@ -352,6 +352,8 @@ def test_dataset_batches_and_truncation(toy_data):
     assert torch.equal(b["attention_mask"].sum(1), data.lengths[:4])
     shuffled = list(data.batches(4, shuffle=True, generator=torch.Generator().manual_seed(0)))
     assert sorted(torch.cat([b["labels"] for b in shuffled]).tolist()) == sorted(data.labels.tolist())
+    as_tensor = ClassificationDataset(texts, torch.tensor(labels), tokenizer)
+    assert torch.equal(as_tensor.labels, torch.tensor(labels))
     sub = data.subset([0, 5])
     assert sub.texts == [texts[0], texts[5]] and sub.labels.tolist() == [1, 0]
 
@@ -368,6 +370,8 @@ def test_dataset_errors(toy_data):
         ClassificationDataset(texts[:2], [0, 1, 1], tokenizer)
     with pytest.raises(TypeError, match="ints"):
         ClassificationDataset(texts[:2], ["neg", "pos"], tokenizer)
+    with pytest.raises(TypeError, match="ints"):
+        ClassificationDataset(texts[:2], torch.tensor([0.0, 1.0]), tokenizer)
     with pytest.raises(TypeError, match="one str"):
         ClassificationDataset("a film", [1], tokenizer)
     data = ClassificationDataset(texts, labels, tokenizer)
