@@ -1,0 +1,496 @@
+"""minillm.finetune: task heads against Hugging Face (every parameter perturbed), the GPT classifier's
+padding invariance, LoRA (B = 0, gradients, merging, errors), datasets, training and evaluation."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from minillm.bert import IGNORE_INDEX, BertConfig, BertForPreTraining, BertModel
+from minillm.finetune import (
+    BagOfWordsClassifier,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    ClassificationDataset,
+    GPTForSequenceClassification,
+    LoRALinear,
+    align_word_labels,
+    apply_lora,
+    confusion_matrix,
+    count_parameters,
+    evaluate_classifier,
+    fine_tune,
+    merge_lora,
+    pretrain_mlm,
+    wilson_interval,
+)
+from minillm.gpt import GPT, GPTConfig
+from minillm.tokenization import special_token_ids, train_wordpiece
+
+transformers = pytest.importorskip("transformers")
+
+TINY = BertConfig(vocab_size=60, d_model=16, n_layers=2, n_heads=4, d_ff=32, max_position=24)
+
+
+def _perturb(model: nn.Module, seed: int = 0, scale: float = 0.1) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
+def _batch(vocab_size=60, B=3, T=9, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab_size, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, 6:] = 0
+    mask[2, 4:] = 0
+    ids[mask == 0] = 0
+    types = torch.zeros(B, T, dtype=torch.long)
+    types[0, 5:] = 1
+    return ids, types, mask
+
+
+def _hf_bert_config(num_labels=3, **kw):
+    return transformers.BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_size=32, max_position_embeddings=24, num_labels=num_labels, **kw)
+
+
+# --- heads against Hugging Face ------------------------------------------------------------
+
+@pytest.mark.parametrize("num_labels", [2, 3])
+def test_sequence_classifier_matches_hugging_face(num_labels):
+    torch.manual_seed(0)
+    hf = transformers.BertForSequenceClassification(_hf_bert_config(num_labels)).eval()
+    _perturb(hf)
+    ours = BertForSequenceClassification.from_hf(hf).eval()
+    ids, types, mask = _batch()
+    labels = torch.tensor([0, num_labels - 1, 1])
+    out = hf(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels)
+    logits, loss = ours(ids, types, mask, labels=labels)
+    assert logits.shape == (3, num_labels)
+    torch.testing.assert_close(logits, out.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(loss, out.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_sequence_classifier_dropout_and_mode_follow_hugging_face():
+    hf = transformers.BertForSequenceClassification(_hf_bert_config(2, classifier_dropout=0.3))
+    ours = BertForSequenceClassification.from_hf(hf)
+    assert ours.training and ours.dropout.p == 0.3
+    assert BertForSequenceClassification.from_hf(hf.eval()).training is False
+
+
+def test_token_classifier_matches_hugging_face():
+    torch.manual_seed(1)
+    hf = transformers.BertForTokenClassification(_hf_bert_config(4)).eval()
+    _perturb(hf, seed=1)
+    ours = BertForTokenClassification(BertConfig.from_hf(hf.config), num_labels=4).eval()
+    from minillm.bert import _hf_encoder_names
+
+    state = hf.state_dict()
+    names = {k: v for k, v in _hf_encoder_names(ours.config, "bert", "bert.").items() if "pooler" not in k}
+    missing, unexpected = ours.load_state_dict({k: state[v] for k, v in names.items()}, strict=False)
+    assert sorted(missing) == ["bert.pooler.bias", "bert.pooler.weight", "classifier.bias", "classifier.weight"]
+    assert not unexpected  # (Hugging Face's token classifier has no pooler; ours is not used)
+    ours.classifier.load_state_dict({"weight": state["classifier.weight"], "bias": state["classifier.bias"]})
+    ids, types, mask = _batch(seed=1)
+    labels = torch.randint(4, ids.shape)
+    labels[mask == 0] = IGNORE_INDEX
+    out = hf(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels)
+    logits, loss = ours(ids, types, mask, labels=labels)
+    torch.testing.assert_close(logits, out.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(loss, out.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_from_pretraining_copies_the_encoder_only():
+    torch.manual_seed(2)
+    pre = BertForPreTraining(TINY)
+    _perturb(pre, seed=2)
+    clf = BertForSequenceClassification.from_pretraining(pre, num_labels=2).eval()
+    ids, types, mask = _batch()
+    hidden, pooled = pre.bert.eval()(ids, types, mask)
+    torch.testing.assert_close(clf.classifier(pooled), clf(ids, types, mask)[0])
+    clf.bert.embeddings.token.weight.data.zero_()  # a copy, not shared
+    assert pre.bert.embeddings.token.weight.abs().sum() > 0
+    assert isinstance(BertForSequenceClassification.from_pretraining(BertModel(TINY)), BertForSequenceClassification)
+
+
+def test_sequence_classifier_errors():
+    with pytest.raises(ValueError, match="add_pooler"):
+        BertForSequenceClassification(BertConfig(vocab_size=60, d_model=16, n_layers=1, n_heads=4, d_ff=32,
+                                                 max_position=24, add_pooler=False, sentence_task=None))
+    with pytest.raises(ValueError, match="num_labels"):
+        BertForSequenceClassification(TINY, num_labels=1)
+    clf = BertForSequenceClassification(TINY, num_labels=2)
+    ids, types, mask = _batch()
+    with pytest.raises(ValueError, match="label 2 is outside the 2 classes"):
+        clf(ids, types, mask, labels=torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="label -1"):
+        clf(ids, types, mask, labels=torch.tensor([0, -1, 1]))
+    with pytest.raises(TypeError, match="torch.long"):
+        clf(ids, types, mask, labels=torch.tensor([0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="shape"):
+        clf(ids, types, mask, labels=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        clf(torch.full((1, 4), 60), labels=torch.tensor([0]))
+    with pytest.raises(TypeError, match="BertForPreTraining or a BertModel"):
+        BertForSequenceClassification.from_pretraining(nn.Linear(2, 2))
+
+
+def test_token_classifier_ignores_unlabelled_positions_and_rejects_bad_labels():
+    torch.manual_seed(3)
+    model = BertForTokenClassification(TINY, num_labels=3).eval()
+    ids, types, mask = _batch()
+    labels = torch.randint(3, ids.shape)
+    labels[mask == 0] = IGNORE_INDEX
+    logits, loss = model(ids, types, mask, labels=labels)
+    keep = labels != IGNORE_INDEX
+    torch.testing.assert_close(loss, F.cross_entropy(logits[keep], labels[keep]))
+    with pytest.raises(ValueError, match="every label is IGNORE_INDEX"):
+        model(ids, types, mask, labels=torch.full_like(ids, IGNORE_INDEX))
+    with pytest.raises(ValueError, match="label 3 is outside"):
+        model(ids, types, mask, labels=torch.full_like(ids, 3))
+    with pytest.raises(ValueError, match="shape of input_ids"):
+        model(ids, types, mask, labels=labels[:, :3])
+
+
+def test_align_word_labels():
+    assert align_word_labels([None, 0, 1, 1, 1, 2, None], [5, 6, 7]) == [-100, 5, 6, -100, -100, 7, -100]
+    with pytest.raises(ValueError, match="2 word labels for a text of 3 words"):
+        align_word_labels([None, 0, 1, 2, None], [1, 2])
+
+
+# --- the GPT classifier -----------------------------------------------------------------------
+
+def _gpt_classifier(seed=4):
+    torch.manual_seed(seed)
+    model = GPTForSequenceClassification(GPTConfig(vocab_size=40, block_size=12, n_layers=2, n_heads=2, d_model=16), 3)
+    _perturb(model, seed=seed)
+    return model.eval()
+
+
+def test_gpt_classifier_right_padding_does_not_change_the_logits():
+    model = _gpt_classifier()
+    texts = [[5, 9, 2, 7], [11, 3], [8, 8, 8, 1, 30, 4, 2]]
+    alone = torch.cat([model(torch.tensor([t]))[0] for t in texts])
+    for T in (7, 12):
+        ids = torch.zeros(3, T, dtype=torch.long)
+        mask = torch.zeros(3, T, dtype=torch.long)
+        for i, t in enumerate(texts):
+            ids[i, : len(t)] = torch.tensor(t)
+            ids[i, len(t):] = 17  # padding of any id: it must not matter
+            mask[i, : len(t)] = 1
+        torch.testing.assert_close(model(ids, attention_mask=mask)[0], alone, atol=1e-6, rtol=1e-5)
+
+
+def test_gpt_classifier_against_a_manual_computation():
+    model = _gpt_classifier(seed=5)
+    ids = torch.tensor([[5, 9, 2, 7, 0], [11, 3, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])
+    gpt = model.gpt
+    x = gpt.wte(ids) + gpt.wpe(torch.arange(5))
+    for block in gpt.blocks:
+        x = block(x)
+    x = F.layer_norm(x, (16,), gpt.ln_f.weight, gpt.ln_f.bias, eps=gpt.config.eps)
+    expected = torch.stack([x[0, 3], x[1, 1]]) @ model.score.weight.T
+    logits, loss = model(ids, attention_mask=mask, labels=torch.tensor([2, 0]))
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(loss, F.cross_entropy(expected, torch.tensor([2, 0])), atol=1e-5, rtol=1e-5)
+
+
+def test_gpt_classifier_from_gpt_and_errors():
+    torch.manual_seed(6)
+    gpt = GPT(GPTConfig(vocab_size=40, block_size=12, n_layers=1, n_heads=2, d_model=16))
+    model = GPTForSequenceClassification.from_gpt(gpt, 2)
+    assert torch.equal(model.gpt.wte.weight, gpt.wte.weight) and model.gpt.wte.weight is not gpt.wte.weight
+    ids = torch.tensor([[5, 9, 2]])
+    with pytest.raises(ValueError, match="padding on the right"):
+        model(ids, attention_mask=torch.tensor([[0, 1, 1]]))
+    with pytest.raises(ValueError, match="no real token"):
+        model(ids, attention_mask=torch.tensor([[0, 0, 0]]))
+    with pytest.raises(ValueError, match="only 1"):
+        model(ids, attention_mask=torch.tensor([[1, 2, 0]]))
+    with pytest.raises(ValueError, match="label 2"):
+        model(ids, labels=torch.tensor([2]))
+    with pytest.raises(TypeError, match="minillm.gpt.GPT"):
+        GPTForSequenceClassification.from_gpt(BertModel(TINY))
+
+
+# --- LoRA -----------------------------------------------------------------------------------
+
+def _lora_model(seed=7):
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(TINY, num_labels=2)
+    _perturb(model, seed=seed)
+    return model.eval()
+
+
+def test_lora_with_b_zero_leaves_outputs_unchanged():
+    model = _lora_model()
+    ids, types, mask = _batch()
+    before = model(ids, types, mask)[0]
+    lora = apply_lora(copy.deepcopy(model), r=4, alpha=8, target_modules=("q_proj", "v_proj", "fc1"))
+    assert sum(isinstance(m, LoRALinear) for m in lora.modules()) == 3 * TINY.n_layers
+    assert all(m.lora_A.abs().sum() > 0 and not m.lora_B.any() for m in lora.modules() if isinstance(m, LoRALinear))
+    torch.testing.assert_close(lora(ids, types, mask)[0], before, atol=0, rtol=0)
+
+
+def test_only_lora_parameters_receive_gradients():
+    model = apply_lora(_lora_model(), r=2, alpha=4, target_modules=("q_proj", "v_proj"), trainable=("classifier",))
+    ids, types, mask = _batch()
+    _, loss = model.train()(ids, types, mask, labels=torch.tensor([0, 1, 1]))
+    loss.backward()
+    for name, p in model.named_parameters():
+        lora_or_head = "lora_" in name or name.startswith("classifier.")
+        assert p.requires_grad == lora_or_head, name
+        assert (p.grad is not None) == lora_or_head, name
+    # LoRA A gets a gradient only through B, which starts at zero; B gets one right away
+    assert all(m.lora_B.grad.abs().sum() > 0 for m in model.modules() if isinstance(m, LoRALinear))
+    expected = 2 * TINY.n_layers * 2 * (TINY.d_model + TINY.d_model) + (TINY.d_model + 1) * 2
+    assert count_parameters(model, trainable_only=True) == expected
+
+
+def test_lora_linear_forward_is_the_formula():
+    torch.manual_seed(8)
+    base = nn.Linear(5, 3)
+    layer = LoRALinear(base, r=2, alpha=6.0)
+    with torch.no_grad():
+        layer.lora_B.normal_()
+    x = torch.randn(4, 7, 5)
+    expected = x @ base.weight.T + base.bias + 3.0 * x @ layer.lora_A.T @ layer.lora_B.T
+    torch.testing.assert_close(layer(x), expected)
+    assert not base.weight.requires_grad and not base.bias.requires_grad
+
+
+def test_merged_and_unmerged_models_agree_after_training():
+    model = apply_lora(_lora_model(seed=9), r=4, alpha=8, target_modules=("q_proj", "k_proj", "v_proj", "out_proj"),
+                       trainable=("classifier",))
+    frozen_before = {n: p.clone() for n, p in model.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    ids, types, mask = _batch()
+    model.train()
+    for _ in range(5):
+        _, loss = model(ids, types, mask, labels=torch.tensor([0, 1, 1]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            assert torch.equal(p, frozen_before[n]), f"{n} changed although frozen"
+    loras = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    assert all(m.lora_B.abs().max() > 1e-3 for m in loras)  # B moved away from zero
+    model.eval()
+    unmerged = model(ids, types, mask)[0]
+    merged = merge_lora(copy.deepcopy(model))
+    assert not any(isinstance(m, LoRALinear) for m in merged.modules())
+    assert count_parameters(merged) == count_parameters(_lora_model())
+    torch.testing.assert_close(merged(ids, types, mask)[0], unmerged, atol=1e-5, rtol=1e-5)
+    plain = _lora_model(seed=9)
+    assert set(merged.state_dict()) == set(plain.state_dict())  # the original architecture again
+
+
+def test_lora_bad_arguments():
+    model = _lora_model()
+    with pytest.raises(ValueError, match="rank r must be a positive int"):
+        apply_lora(model, r=0)
+    with pytest.raises(ValueError, match="rank r must be a positive int"):
+        apply_lora(model, r=-2)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        apply_lora(model, r=2, alpha=0)
+    with pytest.raises(ValueError, match=r"no nn.Linear of the model matches target_modules=\['query'\].*q_proj"):
+        apply_lora(model, target_modules=["query"])
+    with pytest.raises(ValueError, match="target_modules is empty"):
+        apply_lora(model, target_modules=())
+    with pytest.raises(TypeError, match="a list or tuple"):
+        apply_lora(model, target_modules="q_proj")
+    with pytest.raises(ValueError, match="no module of the model"):
+        apply_lora(model, trainable=("head",))
+    assert all(p.requires_grad for p in model.parameters()), "a failed call must not freeze anything"
+    apply_lora(model)
+    with pytest.raises(ValueError, match="already has LoRA layers"):
+        apply_lora(model)
+    with pytest.raises(ValueError, match="no LoRALinear"):
+        merge_lora(_lora_model())
+    with pytest.raises(TypeError, match="wraps an nn.Linear"):
+        LoRALinear(nn.Conv1d(2, 2, 1))
+
+
+def test_lora_targets_match_whole_names():
+    model = apply_lora(_lora_model(), r=2, target_modules=("attn.v_proj",))
+    names = [n for n, m in model.named_modules() if isinstance(m, LoRALinear)]
+    assert names == [f"bert.blocks.{i}.attn.v_proj" for i in range(TINY.n_layers)]
+    with pytest.raises(ValueError, match="matches"):
+        apply_lora(_lora_model(), target_modules=("proj",))  # a suffix of a name is not a match
+
+
+# --- data, training and evaluation -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy_data():
+    pos = ["a wonderful film", "truly great acting", "great and wonderful", "a moving story", "wonderful music"]
+    neg = ["a dull film", "truly awful acting", "dull and awful", "a boring story", "awful music"]
+    texts, labels = pos + neg, [1] * 5 + [0] * 5
+    tokenizer = train_wordpiece(texts * 3, vocab_size=80)
+    return tokenizer, texts, labels
+
+
+def test_dataset_batches_and_truncation(toy_data):
+    tokenizer, texts, labels = toy_data
+    data = ClassificationDataset(texts + ["wonderful " * 20], labels + [1], tokenizer, max_len=8)
+    assert len(data) == 11 and data.n_truncated == 1
+    assert len(data.ids[-1]) == 8 and data.ids[-1][-1] == tokenizer.token_to_id("[SEP]")
+    batches = list(data.batches(4))
+    assert [len(b["labels"]) for b in batches] == [4, 4, 3]
+    torch.testing.assert_close(torch.cat([b["labels"] for b in batches]), data.labels)
+    b = batches[0]
+    assert b["input_ids"].shape == b["attention_mask"].shape
+    assert torch.equal(b["attention_mask"].sum(1), data.lengths[:4])
+    shuffled = list(data.batches(4, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    assert sorted(torch.cat([b["labels"] for b in shuffled]).tolist()) == sorted(data.labels.tolist())
+    as_tensor = ClassificationDataset(texts, torch.tensor(labels), tokenizer)
+    assert torch.equal(as_tensor.labels, torch.tensor(labels))
+    sub = data.subset([0, 5])
+    assert sub.texts == [texts[0], texts[5]] and sub.labels.tolist() == [1, 0]
+
+
+def test_dataset_errors(toy_data):
+    tokenizer, texts, labels = toy_data
+    with pytest.raises(ValueError, match="empty"):
+        ClassificationDataset([], [], tokenizer)
+    with pytest.raises(ValueError, match="label 2 is outside the 2 classes"):
+        ClassificationDataset(texts[:2], [0, 2], tokenizer)
+    with pytest.raises(ValueError, match="label -1"):
+        ClassificationDataset(texts[:2], [0, -1], tokenizer)
+    with pytest.raises(ValueError, match="2 texts but 3 labels"):
+        ClassificationDataset(texts[:2], [0, 1, 1], tokenizer)
+    with pytest.raises(TypeError, match="ints"):
+        ClassificationDataset(texts[:2], ["neg", "pos"], tokenizer)
+    with pytest.raises(TypeError, match="ints"):
+        ClassificationDataset(texts[:2], torch.tensor([0.0, 1.0]), tokenizer)
+    with pytest.raises(TypeError, match="one str"):
+        ClassificationDataset("a film", [1], tokenizer)
+    data = ClassificationDataset(texts, labels, tokenizer)
+    with pytest.raises(ValueError, match="empty"):
+        data.subset([])
+
+
+def test_fine_tune_learns_and_checks_the_vocabulary(toy_data):
+    tokenizer, texts, labels = toy_data
+    data = ClassificationDataset(texts, labels, tokenizer)
+    V = tokenizer.get_vocab_size()
+    config = BertConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=16, dropout=0.0)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    history = fine_tune(model, data, epochs=30, lr=1e-2, batch_size=5, generator=torch.Generator().manual_seed(0))
+    assert len(history.train_loss) == 60 and history.train_loss[-1] < 0.3 * history.train_loss[0]
+    assert evaluate_classifier(model, data).accuracy == 1.0
+    wrong_vocab = BertForSequenceClassification(BertConfig(vocab_size=V + 7, d_model=16, n_layers=1, n_heads=2,
+                                                           d_ff=32, max_position=16))
+    with pytest.raises(ValueError, match=f"the tokenizer of the data has {V} tokens but the model's vocabulary has {V + 7}"):
+        fine_tune(wrong_vocab, data)
+    with pytest.raises(ValueError, match="vocabulary"):
+        evaluate_classifier(wrong_vocab, data)
+    with pytest.raises(ValueError, match="3 classes but the data has 2"):
+        fine_tune(BertForSequenceClassification(config, num_labels=3), data)
+    frozen = BagOfWordsClassifier(V)
+    frozen.requires_grad_(False)
+    with pytest.raises(ValueError, match="nothing to train"):
+        fine_tune(frozen, data)
+
+
+def test_frozen_parameters_stay_unchanged_in_fine_tune(toy_data):
+    tokenizer, texts, labels = toy_data
+    data = ClassificationDataset(texts, labels, tokenizer)
+    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=16)
+    model = BertForSequenceClassification(config)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("classifier."))
+    before = copy.deepcopy(model.state_dict())
+    fine_tune(model, data, epochs=2, batch_size=4)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("classifier."))
+    assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+
+
+def test_bag_of_words_is_a_sum_over_real_tokens():
+    bow = BagOfWordsClassifier(10, 3)
+    with torch.no_grad():
+        bow.weight.copy_(torch.randn(10, 3))
+        bow.bias.copy_(torch.randn(3))
+    ids = torch.tensor([[2, 5, 5, 3, 0], [2, 7, 3, 0, 0]])
+    mask = (ids != 0).long()
+    logits, _ = bow(ids, mask)
+    torch.testing.assert_close(logits[0], bow.weight[[2, 5, 5, 3]].sum(0) + bow.bias)
+    torch.testing.assert_close(logits[1], bow.weight[[2, 7, 3]].sum(0) + bow.bias)
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        bow(torch.tensor([[10]]))
+
+
+def test_evaluate_classifier_keeps_the_order_and_restores_the_mode(toy_data):
+    tokenizer, texts, labels = toy_data
+    data = ClassificationDataset(texts + ["a b c d e f g wonderful film"], labels + [1], tokenizer)
+    model = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=1,
+                                                     n_heads=2, d_ff=32, max_position=32)).train()
+    result = evaluate_classifier(model, data, batch_size=3)
+    assert model.training
+    model.eval()
+    for i in (0, 4, 10):
+        logits, _ = model(**{k: v for k, v in data.batch([i]).items() if k != "labels"})
+        torch.testing.assert_close(result.probs[i], logits[0].softmax(-1), atol=1e-5, rtol=1e-5)
+    assert torch.equal(result.labels, data.labels) and result.losses.shape == (11,)
+    assert result.n_correct == int((result.predictions == data.labels).sum())
+    assert result.confusion().sum() == 11
+
+
+def test_pretrain_mlm_lowers_the_loss(toy_data):
+    tokenizer, texts, labels = toy_data
+    data = ClassificationDataset(texts, labels, tokenizer)
+    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=1, n_heads=2, d_ff=32,
+                        max_position=16, sentence_task=None, masking="dynamic", dropout=0.0)
+    torch.manual_seed(0)
+    model = BertForPreTraining(config)
+    losses = pretrain_mlm(model, data, steps=60, special=special_token_ids(tokenizer), batch_size=5, lr=1e-2,
+                          generator=torch.Generator().manual_seed(0))
+    assert len(losses) == 60
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.5
+    with pytest.raises(ValueError, match="vocabulary"):
+        pretrain_mlm(BertForPreTraining(TINY), data, steps=1, special=special_token_ids(tokenizer))
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+def test_wilson_interval():
+    low, high = wilson_interval(50, 100)
+    assert low < 0.5 < high and math.isclose(0.5 - low, high - 0.5)
+    # the same interval written another way: (k + z^2/2) / (n + z^2) +- z sqrt(n) / (n + z^2) sqrt(p(1-p) + z^2/4n)
+    for k, n, z in ((81, 263, 1.96), (3, 7, 1.0), (600, 872, 2.576)):
+        p = k / n
+        center = (k + z * z / 2) / (n + z * z)
+        half = z * math.sqrt(n) / (n + z * z) * math.sqrt(p * (1 - p) + z * z / (4 * n))
+        low, high = wilson_interval(k, n, z)
+        assert math.isclose(low, center - half, rel_tol=1e-12) and math.isclose(high, center + half, rel_tol=1e-12)
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and wilson_interval(0, 10)[1] > 0.2
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0) and wilson_interval(10, 10)[0] < 0.8
+    # close to the normal approximation for large n
+    low, high = wilson_interval(7000, 10000)
+    assert abs((high - low) / 2 - 1.96 * math.sqrt(0.21 / 10000)) < 1e-4
+    with pytest.raises(ValueError, match="between 0 and n"):
+        wilson_interval(11, 10)
+    with pytest.raises(ValueError, match="positive int"):
+        wilson_interval(0, 0)
+
+
+def test_confusion_matrix():
+    pred = torch.tensor([0, 1, 1, 2, 2, 2])
+    true = torch.tensor([0, 0, 1, 2, 1, 0])
+    expected = torch.tensor([[1, 1, 1], [0, 1, 1], [0, 0, 1]])
+    assert torch.equal(confusion_matrix(pred, true, 3), expected)
+    with pytest.raises(ValueError, match="same shape"):
+        confusion_matrix(pred[:3], true, 3)
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix(pred, true, 2)
