@@ -116,7 +116,7 @@ class BertForSequenceClassification(nn.Module):
     def from_pretraining(cls, pretrained: BertForPreTraining | BertModel, num_labels: int = 2,
                          classifier_dropout: float | None = None, pooling: str = "cls") -> "BertForSequenceClassification":
         """A classifier whose encoder is a copy of ``pretrained``'s (its heads are dropped); the new
-        classifier layer starts from BERT's random initialisation."""
+        classifier layer starts from BERT's random initialisation. ``pooling``: as in the constructor."""
         encoder = pretrained.bert if isinstance(pretrained, BertForPreTraining) else pretrained
         if not isinstance(encoder, BertModel):
             raise TypeError(f"expected a BertForPreTraining or a BertModel, got {type(pretrained).__name__}")
