@@ -8,7 +8,7 @@ The code of the book chapter ``notebooks/08_finetuning.ipynb``; the chapter expl
 
 from __future__ import annotations
 
-__all__ = ['BertForSequenceClassification', 'BertForTokenClassification', 'align_word_labels', 'GPTForSequenceClassification', 'ClassificationDataset', 'BagOfWordsClassifier', 'count_parameters', 'fine_tune', 'wilson_interval', 'confusion_matrix', 'ClassificationResult', 'evaluate_classifier', 'pretrain_mlm', 'LoRALinear', 'apply_lora', 'merge_lora']
+__all__ = ['masked_mean', 'BertForSequenceClassification', 'BertForTokenClassification', 'align_word_labels', 'GPTForSequenceClassification', 'ClassificationDataset', 'BagOfWordsClassifier', 'count_parameters', 'fine_tune', 'wilson_interval', 'confusion_matrix', 'ClassificationResult', 'evaluate_classifier', 'pretrain_mlm', 'LoRALinear', 'apply_lora', 'merge_lora']
 
 import copy
 import math
@@ -39,8 +39,34 @@ def _check_labels(labels: torch.Tensor, num_labels: int, ignore_index: int | Non
                          "is num_labels right, and are the labels numbered from 0?")
 
 
+POOLINGS = ("cls", "mean")
+
+
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean of ``hidden`` (B, T, d) over the real tokens of each row -> (B, d).
+
+    ``attention_mask`` (B, T): 1 = real token, 0 = padding (default: all real). Padding positions do
+    not count, so padding a text more does not change its mean.
+    """
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    if attention_mask.shape != hidden.shape[:2]:
+        raise ValueError(f"attention_mask must have shape (B, T) = {tuple(hidden.shape[:2])}, got {tuple(attention_mask.shape)}")
+    weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    counts = weights.sum(dim=1)  # (B, 1)
+    if (counts == 0).any():
+        raise ValueError(f"row {int((counts[:, 0] == 0).nonzero()[0])} of attention_mask has no real token to average")
+    return (hidden * weights).sum(dim=1) / counts
+
+
 class BertForSequenceClassification(nn.Module):
-    """BERT with a classification head: pooled [CLS] vector -> dropout -> linear.
+    """BERT with a classification head: a sentence vector -> dropout -> linear.
+
+    The sentence vector depends on ``pooling``:
+        ``"cls"`` (the default, BERT's and Hugging Face's): the pooled [CLS] vector,
+        tanh(pooler(hidden[:, 0])); the config needs ``add_pooler=True``.
+        ``"mean"``: the mean of the final hidden states over the real (non-padding) tokens
+        (:func:`masked_mean`); the pooler, if any, is not used.
 
     ``forward(input_ids, token_type_ids=None, attention_mask=None, labels=None) -> (logits, loss)``:
         input_ids, token_type_ids, attention_mask: (B, T), as for :class:`~minillm.bert.BertModel`
@@ -48,27 +74,36 @@ class BertForSequenceClassification(nn.Module):
         labels: optional (B,) class ids in [0, num_labels).
         Returns logits (B, num_labels) and the mean cross-entropy (None without labels).
 
-    Parts (Hugging Face's names): ``bert`` (a :class:`~minillm.bert.BertModel` with its pooler),
-    ``dropout``, ``classifier`` (Linear(d_model, num_labels)). ``classifier_dropout`` defaults to
+    Parts (Hugging Face's names): ``bert`` (a :class:`~minillm.bert.BertModel`), ``dropout``,
+    ``classifier`` (Linear(d_model, num_labels)). ``classifier_dropout`` defaults to
     ``config.dropout``, as in Hugging Face.
     """
 
-    def __init__(self, config: BertConfig, num_labels: int = 2, classifier_dropout: float | None = None):
+    def __init__(self, config: BertConfig, num_labels: int = 2, classifier_dropout: float | None = None,
+                 pooling: str = "cls"):
         super().__init__()
         _check_num_labels(num_labels)
         if not isinstance(config, BertConfig):
             raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
-        if not config.add_pooler:
-            raise ValueError("BertForSequenceClassification reads the pooled [CLS] vector: the config needs add_pooler=True")
-        self.config, self.num_labels = config, num_labels
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling == "cls" and not config.add_pooler:
+            raise ValueError("pooling='cls' reads the pooled [CLS] vector: the config needs add_pooler=True "
+                             "(or use pooling='mean')")
+        self.config, self.num_labels, self.pooling = config, num_labels, pooling
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.dropout if classifier_dropout is None else classifier_dropout)
         self.classifier = nn.Linear(config.d_model, num_labels)
         nn.init.normal_(self.classifier.weight, std=config.init_std)
         nn.init.zeros_(self.classifier.bias)
 
+    def extra_repr(self) -> str:
+        return f"pooling={self.pooling!r}"
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
-        _, pooled = self.bert(input_ids, token_type_ids, attention_mask)  # (B, d_model)
+        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, d_model), (B, d_model)
+        if self.pooling == "mean":
+            pooled = masked_mean(hidden, attention_mask)  # (B, d_model)
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         if labels is None:
             return logits, None
@@ -79,13 +114,13 @@ class BertForSequenceClassification(nn.Module):
 
     @classmethod
     def from_pretraining(cls, pretrained: BertForPreTraining | BertModel, num_labels: int = 2,
-                         classifier_dropout: float | None = None) -> "BertForSequenceClassification":
+                         classifier_dropout: float | None = None, pooling: str = "cls") -> "BertForSequenceClassification":
         """A classifier whose encoder is a copy of ``pretrained``'s (its heads are dropped); the new
-        classifier layer starts from BERT's random initialisation."""
+        classifier layer starts from BERT's random initialisation. ``pooling``: as in the constructor."""
         encoder = pretrained.bert if isinstance(pretrained, BertForPreTraining) else pretrained
         if not isinstance(encoder, BertModel):
             raise TypeError(f"expected a BertForPreTraining or a BertModel, got {type(pretrained).__name__}")
-        model = cls(encoder.config, num_labels, classifier_dropout)
+        model = cls(encoder.config, num_labels, classifier_dropout, pooling)
         model.bert.load_state_dict(encoder.state_dict())
         return model
 

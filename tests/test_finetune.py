@@ -25,6 +25,7 @@ from minillm.finetune import (
     count_parameters,
     evaluate_classifier,
     fine_tune,
+    masked_mean,
     merge_lora,
     pretrain_mlm,
     wilson_interval,
@@ -140,6 +141,67 @@ def test_sequence_classifier_errors():
         clf(torch.full((1, 4), 60), labels=torch.tensor([0]))
     with pytest.raises(TypeError, match="BertForPreTraining or a BertModel"):
         BertForSequenceClassification.from_pretraining(nn.Linear(2, 2))
+
+
+
+# --- mean pooling ------------------------------------------------------------------------------
+
+def test_mean_pooling_matches_hugging_face_hidden_states_averaged_over_real_tokens():
+    torch.manual_seed(6)
+    hf = transformers.BertForSequenceClassification(_hf_bert_config(3)).eval()
+    _perturb(hf, seed=6)
+    cls_model = BertForSequenceClassification.from_hf(hf).eval()
+    assert cls_model.pooling == "cls"  # the default is BERT's (and Hugging Face's) pooled [CLS] vector
+    mean_model = BertForSequenceClassification(cls_model.config, 3, pooling="mean").eval()
+    mean_model.load_state_dict(cls_model.state_dict())
+    ids, types, mask = _batch(seed=2)
+    hidden = hf.bert(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state  # (B, T, d)
+    m = mask[..., None].float()
+    expected = hf.classifier((hidden * m).sum(1) / m.sum(1))
+    torch.testing.assert_close(mean_model(ids, types, mask)[0], expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(cls_model(ids, types, mask)[0], expected, atol=1e-3)  # "cls" reads something else
+
+
+def test_padding_does_not_change_the_mean_pooled_logits():
+    torch.manual_seed(7)
+    model = BertForSequenceClassification(TINY, num_labels=2, pooling="mean")
+    _perturb(model, seed=7)
+    model.eval()
+    texts = [[2, 17, 42, 3], [2, 8, 9, 10, 11, 3], [2, 5, 3]]
+    alone = torch.cat([model(torch.tensor([t]))[0] for t in texts])  # no padding, no mask
+    for T in (6, 11):
+        ids = torch.full((3, T), 23)  # padding of any id: it must not matter
+        mask = torch.zeros(3, T, dtype=torch.long)
+        for i, t in enumerate(texts):
+            ids[i, : len(t)] = torch.tensor(t)
+            mask[i, : len(t)] = 1
+        torch.testing.assert_close(model(ids, attention_mask=mask)[0], alone, atol=1e-5, rtol=1e-5)
+        # without the mask, the padding is averaged in and the logits change
+        assert not torch.allclose(model(ids)[0], alone, atol=1e-3)
+
+
+def test_masked_mean_and_pooling_errors():
+    hidden = torch.arange(24.0).reshape(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    torch.testing.assert_close(masked_mean(hidden, mask), torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)]))
+    torch.testing.assert_close(masked_mean(hidden, mask.bool()), masked_mean(hidden, mask))
+    torch.testing.assert_close(masked_mean(hidden), hidden.mean(1))
+    with pytest.raises(ValueError, match="row 0 of attention_mask has no real token"):
+        masked_mean(hidden, torch.tensor([[0, 0, 0], [1, 1, 1]]))
+    with pytest.raises(ValueError, match=r"shape \(B, T\) = \(2, 3\)"):
+        masked_mean(hidden, mask[:, :2])
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        BertForSequenceClassification(TINY, pooling="max")
+    no_pooler = BertConfig(vocab_size=60, d_model=16, n_layers=1, n_heads=4, d_ff=32, max_position=24,
+                           add_pooler=False, sentence_task=None)
+    with pytest.raises(ValueError, match="add_pooler"):
+        BertForSequenceClassification(no_pooler, pooling="cls")
+    model = BertForSequenceClassification(no_pooler, pooling="mean")  # the mean needs no pooler
+    assert model(torch.tensor([[2, 7, 3]]))[0].shape == (1, 2)
+    pre = BertForPreTraining(TINY)
+    assert BertForSequenceClassification.from_pretraining(pre, pooling="mean").pooling == "mean"
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        BertForSequenceClassification.from_pretraining(pre, pooling="CLS")
 
 
 def test_token_classifier_ignores_unlabelled_positions_and_rejects_bad_labels():
