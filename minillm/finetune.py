@@ -39,6 +39,14 @@ def _check_labels(labels: torch.Tensor, num_labels: int, ignore_index: int | Non
                          "is num_labels right, and are the labels numbered from 0?")
 
 
+def _sequence_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """Mean cross-entropy of logits (B, num_labels) against labels (B,), after checking the labels."""
+    _check_labels(labels, num_labels)
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must have shape (B,) = {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
+    return F.cross_entropy(logits, labels)
+
+
 POOLINGS = ("cls", "mean")
 
 
@@ -107,10 +115,7 @@ class BertForSequenceClassification(nn.Module):
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         if labels is None:
             return logits, None
-        _check_labels(labels, self.num_labels)
-        if labels.shape != logits.shape[:1]:
-            raise ValueError(f"labels must have shape (B,) = {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
-        return logits, F.cross_entropy(logits, labels)
+        return logits, _sequence_loss(logits, labels, self.num_labels)
 
     @classmethod
     def from_pretraining(cls, pretrained: BertForPreTraining | BertModel, num_labels: int = 2,
@@ -253,10 +258,7 @@ class GPTForSequenceClassification(nn.Module):
         logits = self.score(hidden[torch.arange(len(last), device=hidden.device), last])  # (B, num_labels)
         if labels is None:
             return logits, None
-        _check_labels(labels, self.num_labels)
-        if labels.shape != logits.shape[:1]:
-            raise ValueError(f"labels must have shape (B,) = {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
-        return logits, F.cross_entropy(logits, labels)
+        return logits, _sequence_loss(logits, labels, self.num_labels)
 
     @classmethod
     def from_gpt(cls, gpt: GPT, num_labels: int = 2) -> "GPTForSequenceClassification":
@@ -383,8 +385,7 @@ class BagOfWordsClassifier(nn.Module):
         logits = (self.weight[input_ids] * mask[..., None]).sum(dim=1) + self.bias  # (B, num_labels)
         if labels is None:
             return logits, None
-        _check_labels(labels, self.num_labels)
-        return logits, F.cross_entropy(logits, labels)
+        return logits, _sequence_loss(logits, labels, self.num_labels)
 
 
 def _model_vocab_size(model: nn.Module) -> int | None:
