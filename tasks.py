@@ -3,14 +3,17 @@
 
     python3 tasks.py book     build the whole book, executing every notebook, into _build/html
     python3 tasks.py test     run the whole test suite: unit and oracle tests, package sync,
-                              notebook checks, nbval over every notebook, the strict book
-                              build, and a headless-browser check of the built pages
+                              notebook checks; every notebook executed once, under nbval
+                              (checked outputs compared); the strict book build from those
+                              executed notebooks; a headless-browser check of the pages
 
 Smaller steps, for working on the book:
 
     python3 tasks.py setup    only create/update the virtual environment (.venv)
     python3 tasks.py unit     only the pytest suite in tests/ (extra arguments go to pytest)
-    python3 tasks.py nbval    only execute every notebook under nbval
+    python3 tasks.py nbval    only execute every notebook under nbval (copies kept in
+                              _build/executed, which `test` builds the book from)
+    python3 tasks.py record   store the checked cells' outputs from the last nbval run
     python3 tasks.py html     only check the already built pages in a headless browser
     python3 tasks.py export   regenerate minillm/ from the notebooks' `#| export` cells
     python3 tasks.py student  write the student edition (solutions removed) into student/
@@ -108,10 +111,31 @@ def unit(*pytest_args: str) -> None:
     run(PY, "-m", "pytest", "-m", "not rendered_book", *pytest_args, env=venv_env())
 
 
+EXECUTED = ROOT / "_build" / "executed"
+
+
 def nbval() -> None:
+    """Execute every notebook once under nbval; keep the executed copies for the book."""
     setup()
-    log("executing every notebook under nbval")
-    run(PY, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "notebooks/", env=venv_env())
+    log("executing every notebook under nbval (checked outputs compared; copies kept in "
+        f"{EXECUTED.relative_to(ROOT)})")
+    env = venv_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tools"), env.get("PYTHONPATH")]))
+    run(PY, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-p", "nbval_record",
+        "--executed-dir", EXECUTED, "notebooks/", env=env)
+
+
+def cache_executed() -> None:
+    """Give the notebooks nbval executed to the book build, which then executes none of them."""
+    run(PY, "tools/cache_executed.py", EXECUTED, env=venv_env())
+
+
+def record() -> None:
+    """Store the checked cells' outputs from the last nbval run (after an intended change)."""
+    setup()
+    if not EXECUTED.exists():
+        sys.exit("no executed notebooks: run `python3 tasks.py nbval` first")
+    run(PY, "tools/normalize_notebooks.py", "--record-from", EXECUTED, env=venv_env())
 
 
 def find_chromium() -> str:
@@ -145,8 +169,11 @@ def test() -> None:
     setup()
     find_chromium()  # fail early, before the long steps, if no browser can be had
     unit()
-    nbval()
-    book()
+    nbval()  # the one execution of every notebook ...
+    cache_executed()
+    built_after = time.time()
+    book()  # ... which the book is built from:
+    run(PY, "tools/cache_executed.py", "--none-executed-since", str(built_after), env=venv_env())
     html()
     log(f"all tests passed in {time.perf_counter() - start:.0f} s")
 
@@ -161,7 +188,10 @@ def student() -> None:
     run(PY, "tools/student_edition.py", env=venv_env())
 
 
-COMMANDS = {"student": student, "setup": setup, "book": book, "test": test, "unit": unit, "nbval": nbval, "html": html, "export": export}
+COMMANDS = {
+    "student": student, "setup": setup, "book": book, "test": test, "unit": unit,
+    "nbval": nbval, "html": html, "export": export, "record": record,
+}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

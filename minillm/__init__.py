@@ -14,7 +14,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"attention", "bert", "bigram", "data", "exercises", "finetune", "gpt", "layers", "positional", "scaling", "tokenization", "training", "viz"}
+_SUBMODULES = {
+    "attention", "bert", "bigram", "data", "exercises", "finetune", "gpt", "layers",
+    "positional", "scaling", "support", "tokenization", "training", "viz",
+}
 
 
 def __getattr__(name: str):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from normalize_notebooks import read_joined
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -31,7 +33,7 @@ def test_generate_assignment(path, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     released = json.loads((course / "release" / path.stem / path.name).read_text())
-    original = json.loads(path.read_text())
+    original = read_joined(path)
     text = json.dumps(released)
     assert "BEGIN SOLUTION" not in text
     n_solutions = sum("### BEGIN SOLUTION" in c["source"] for c in original["cells"] if c["cell_type"] == "code")

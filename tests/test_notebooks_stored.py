@@ -17,7 +17,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def _cells(path: Path) -> list[dict]:
-    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return normalize_notebooks.read_joined(path)["cells"]
 
 
 def _src(cell: dict) -> str:
@@ -48,11 +48,75 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_stored_without_outputs(path):
+def test_only_checked_cells_store_outputs(path):
+    checked = 0
     for i, cell in enumerate(_cells(path)):
-        if cell["cell_type"] == "code":
-            assert cell.get("outputs") == [], f"cell {i} has stored outputs"
+        if cell["cell_type"] != "code":
+            continue
+        if normalize_notebooks.is_checked(cell):
+            checked += 1
+            assert cell["outputs"], (
+                f"cell {i} is tagged {normalize_notebooks.CHECK_TAG} but stores no output: "
+                "run `python3 tasks.py nbval && python3 tasks.py record`")
+        else:
+            assert cell.get("outputs") == [], f"cell {i} has stored outputs but is not checked"
             assert cell.get("execution_count") is None, f"cell {i} has an execution count"
+    assert checked >= 1, "every chapter checks at least one deterministic output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_dead_nbval_markers(path):
+    """nbval's comment markers are replaced by cell tags; none may linger."""
+    for i, cell in enumerate(_cells(path)):
+        assert "NBVAL_" not in _src(cell), f"cell {i} has an NBVAL_ comment; tag the cell instead"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_sources_are_stored_line_by_line(path):
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    for i, cell in enumerate(raw["cells"]):
+        src = cell["source"]
+        assert isinstance(src, list), f"cell {i}: source stored as one string"
+        assert all(line.endswith("\n") for line in src[:-1]) and "\n" not in "".join(
+            line[:-1] for line in src), f"cell {i}: not one line per entry"
+
+
+def test_the_old_one_string_layout_is_rejected(tmp_path):
+    path = tmp_path / NOTEBOOKS[0].name
+    nb = json.loads(NOTEBOOKS[0].read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        cell["source"] = "".join(cell["source"])
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+    assert normalize_notebooks.main(["--check", str(path)]) == 1
+    assert normalize_notebooks.main([str(path)]) == 0  # rewrites it ...
+    assert path.read_text(encoding="utf-8") == NOTEBOOKS[0].read_text(encoding="utf-8")
+
+
+def test_a_one_line_edit_diffs_as_one_line(tmp_path):
+    """Edit one line of the longest code cell of chapter 7: git sees one line change."""
+    import difflib
+
+    path = ROOT / "notebooks" / "07_gpt.ipynb"
+    before = path.read_text(encoding="utf-8")
+    nb = json.loads(before)
+    cell = max(nb["cells"], key=lambda c: len(c["source"]))
+    k = len(cell["source"]) // 2
+    cell["source"][k] = cell["source"][k].replace("\n", "  # edited\n")
+    after = normalize_notebooks.dumps(normalize_notebooks.normalize(nb, "07"))
+    changed = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert len(changed) == 2 and "# edited" in changed[1], changed
+
+
+def test_checked_outputs_are_small_text():
+    nb = {"cells": [{"cell_type": "code", "source": "print(1)", "metadata": {"tags": [
+        normalize_notebooks.CHECK_TAG]}, "outputs": [{"output_type": "display_data", "data": {
+            "image/png": "..."}, "metadata": {}}]}], "metadata": {}}
+    with pytest.raises(ValueError, match="display_data"):
+        normalize_notebooks.normalize(nb, "01")
+    nb["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x" * 5000}]
+    with pytest.raises(ValueError, match="5000 characters"):
+        normalize_notebooks.normalize(nb, "01")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+from normalize_notebooks import read_joined
+
 ROOT = Path(__file__).resolve().parent.parent
 CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
 
@@ -19,7 +21,7 @@ def _book_texts():
     for path in sorted((ROOT / "book").glob("*.md")):
         yield path.name, path.read_text()
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        cells = json.loads(path.read_text())["cells"]
+        cells = read_joined(path)["cells"]
         yield path.name, "\n".join(c["source"] for c in cells if c["cell_type"] == "markdown")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -140,6 +141,15 @@ def test_chapter_page(page, server, rel):
         body = sol.locator("pre")
         assert body.count() >= 1, "the solution code is missing"
         assert not body.first.is_visible(), "solution code is visible without clicking"
+    # the tools' machinery stays in the notebooks, out of the page (solutions included)
+    code = page.evaluate("() => Array.from(document.querySelectorAll('main pre'), p => p.textContent)")
+    machinery = [line.strip() for block in code for line in block.splitlines()
+                 if re.match(r"\s*(#\||### (BEGIN|END) SOLUTION|# NBVAL_)", line)]
+    assert machinery == [], f"build machinery shown on {rel}: {machinery[:5]}"
+    empty_cells = page.evaluate(
+        "() => Array.from(document.querySelectorAll('main div.cell_input'))"
+        ".filter(c => !c.textContent.trim()).length")
+    assert empty_cells == 0, f"{rel} shows an empty code cell"
     sol = solutions.first
     sol.locator(".toggle-button, button, summary").first.click()
     page.wait_for_timeout(400)

@@ -4,9 +4,47 @@
   pass, so a rebuild can put ``const THEBE_JS_URL = ...`` twice into a page, and the
   browser then stops with "Identifier 'THEBE_JS_URL' has already been declared".
   We drop repeated script entries before each page is written.
+* The notebooks carry machinery for the tools, not for the reader: the exporter's
+  directives (``#| export``, ``#| default_exp NAME``) and nbgrader's solution
+  delimiters (``### BEGIN SOLUTION`` / ``### END SOLUTION``). They stay in the
+  notebooks (Colab, nbgrader and the student edition need them) and are taken out of
+  the code shown in the page; a code cell left empty (``#| default_exp``) is dropped.
 """
 
 from __future__ import annotations
+
+import re
+
+from docutils import nodes
+
+MACHINERY = re.compile(r"^[ \t]*(#\|.*|### (BEGIN|END) SOLUTION[ \t]*|# NBVAL_\w+.*)$")
+
+
+def strip_machinery(code: str) -> str:
+    """The code of a cell as the reader should see it."""
+    kept = [line for line in code.split("\n") if not MACHINERY.match(line)]
+    return "\n".join(kept).strip("\n")
+
+
+def _is_cell(node, element: str) -> bool:
+    return isinstance(node, nodes.container) and node.get("nb_element") == element
+
+
+def _hide_machinery(app, doctree):
+    for source in list(doctree.findall(lambda n: _is_cell(n, "cell_code_source"))):
+        for block in list(source.findall(nodes.literal_block)):
+            code = block.astext()
+            clean = strip_machinery(code)
+            if clean != code:
+                block.children = [nodes.Text(clean)]
+                block.rawsource = clean
+        cell = source.parent
+        if not source.astext().strip():
+            has_output = any(_is_cell(child, "cell_code_output") for child in cell.children)
+            if has_output:
+                source.parent.remove(source)
+            else:
+                cell.parent.remove(cell)
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
@@ -26,4 +64,5 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("doctree-read", _hide_machinery)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
