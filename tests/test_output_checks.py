@@ -58,7 +58,17 @@ def test_a_doctored_checked_output_fails(tmp_path, data_dir):
     doctored = _nbval(path, "--executed-dir", str(executed))
     assert doctored.returncode == 1, doctored.stdout[-3000:]
     assert "Cell outputs differ" in doctored.stdout and "1,115,395" in doctored.stdout
-    # a failed notebook leaves no executed copy for the book
+    # the doctored run still executed every cell: its copy holds the fresh output, which
+    # `tasks.py record` would store after an intended change
+    copy = nbformat.read(executed / path.name, as_version=4)
+    assert "1,115,394" in "".join(o.get("text", "") for o in copy.cells[checked].outputs)
+
+    # a cell that raises leaves no executed copy at all
+    nb["cells"][checked]["outputs"][0]["text"][0] = "1,115,394 characters, 65 distinct\n"
+    nb["cells"][checked]["source"].append("\nraise RuntimeError('broken')")
+    path.write_text(normalize_notebooks.dumps(nb), encoding="utf-8")
+    broken = _nbval(path, "--executed-dir", str(executed))
+    assert broken.returncode == 1 and "RuntimeError" in broken.stdout
     assert not (executed / path.name).exists()
 
 

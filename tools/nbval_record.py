@@ -5,11 +5,13 @@
 nbval runs every code cell of a notebook in one kernel and compares the outputs of the
 cells tagged ``nbval-check-output`` with the outputs stored in the notebook. This plugin
 collects each cell's fresh outputs as nbval sees them and, when every cell of a notebook
-passed, writes the executed notebook to ``--executed-dir`` (with ``timings.json``, the
-seconds each notebook took). ``tools/cache_executed.py`` then hands those notebooks to
+ran (a cell whose stored checked output differs still ran: nbval fails it, but its fresh
+output is kept, for ``tasks.py record``), writes the executed notebook to ``--executed-dir``
+(with ``timings.json``, the seconds each notebook took). ``tools/cache_executed.py`` then hands those notebooks to
 the book build's execution cache, so each notebook is executed once per test run: under
 nbval, and the book shows exactly that execution. A notebook with a failing cell is not
-written (and an older copy of it is removed).
+written (and an older copy of it is removed). A failing nbval run stops the test command
+before the book build, so no failed notebook reaches the book.
 """
 
 from __future__ import annotations
@@ -40,11 +42,14 @@ def pytest_runtest_makereport(item, call):
     path = str(item.parent.fspath)
     _files[path] = item.parent
     outputs = copy.deepcopy(item.test_outputs or [])
-    _runs[path][item.cell_num] = (outputs, report.passed, call.duration)
+    # A cell whose only fault is an output that differs from the stored one still ran: its
+    # fresh outputs are kept (``tasks.py record`` stores them after an intended change).
+    ran = report.passed or "Cell outputs differ" in str(getattr(call.excinfo, "value", ""))
+    _runs[path][item.cell_num] = (outputs, ran, call.duration)
 
 
 def executed_notebook(collector, cells: dict) -> nbformat.NotebookNode | None:
-    """The collector's notebook with fresh outputs, or None if a code cell failed or did not run."""
+    """The collector's notebook with fresh outputs, or None if a code cell raised or did not run."""
     nb = copy.deepcopy(collector.nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     if len(cells) != len(code) or not all(passed for _, passed, _ in cells.values()):
