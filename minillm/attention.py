@@ -21,6 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minillm.support import add_to_class, check_attention_call, check_divisible
+from minillm.support import check_attention_inputs, check_dropout, check_int
+
 
 # %% notebooks/03_attention.ipynb, cell 11: 3.2 The matrix form
 def scaled_dot_product_attention(
@@ -38,24 +41,21 @@ def scaled_dot_product_attention(
         v: (..., T_k, d_v) values. The leading (batch) dims of q, k, v broadcast.
         mask: optional bool tensor broadcastable to (..., T_q, T_k), **True = may attend**
             (the convention of ``torch.nn.functional.scaled_dot_product_attention``).
-        dropout_p: probability of zeroing each attention weight. Like the torch function, it is
-            applied whenever it is > 0: pass 0.0 at evaluation time.
+        dropout_p: probability of zeroing each attention weight, applied whenever it is
+            > 0 (like the torch function): pass 0.0 at evaluation time.
 
     Returns:
-        ``(out, weights)``: out (..., T_q, d_v) and weights (..., T_q, T_k), the weights that
-        multiplied ``v`` (after dropout, if any). Each row of weights sums to 1, except a row
-        whose keys are all masked: its weights and its output are all zeros (no NaN).
+        ``(out, weights)``: out (..., T_q, d_v), weights (..., T_q, T_k). Each row of
+        weights sums to 1, except a row whose keys are all masked: it is all zeros, and
+        so is its output (no NaN).
     """
-    scores_shape = _check_qkv(q, k, v)
-    if not 0.0 <= dropout_p <= 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1], got {dropout_p}")
+    check_attention_inputs(q, k, v, mask, dropout_p)
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
     if mask is not None:
-        _check_mask(mask, scores_shape, "scaled_dot_product_attention")
-        has_key = mask.any(dim=-1, keepdim=True)  # (..., T_q, 1): False where a row has no key left
-        # -inf gives masked keys a weight of exactly 0. A row with no key at all would be
-        # softmax([-inf, ..., -inf]) = NaN, so it gets finite scores here and zero weights below.
+        has_key = mask.any(dim=-1, keepdim=True)  # (..., T_q, 1): does the row keep a key?
+        # -inf gives a masked key a weight of exactly 0; a row with no key left gets finite
+        # scores here (softmax of all -inf would be NaN) and zero weights below.
         scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~has_key, 0.0)
     weights = torch.softmax(scores, dim=-1)
     if mask is not None:
@@ -65,193 +65,144 @@ def scaled_dot_product_attention(
     return weights @ v, weights
 
 
-# %% notebooks/03_attention.ipynb, cell 13: 3.2 The matrix form
-def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Size:
-    """Validate queries, keys and values; return the shape of the scores, (..., T_q, T_k)."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-        if t.dim() < 2:
-            raise ValueError(f"{name} must have shape (..., T, d) with at least 2 dims, got shape {tuple(t.shape)}")
-    if not q.dtype == k.dtype == v.dtype:
-        raise TypeError(f"q, k and v must have the same dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must have the same last dimension d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same number of positions T_k (dim -2), got k {tuple(k.shape)} and v {tuple(v.shape)}"
-        )
-    try:
-        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(
-            f"the leading (batch) dims of q, k and v must broadcast, got q {tuple(q.shape)}, "
-            f"k {tuple(k.shape)} and v {tuple(v.shape)}"
-        ) from None
-    return torch.Size((*batch, q.shape[-2], k.shape[-2]))
+# %% notebooks/03_attention.ipynb, cell 28: 3.4 Masks: who may attend to whom
+def causal_mask(t_q: int, t_k: int | None = None,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """The (t_q, t_k) bool mask that lets each query see itself and the past.
 
-
-def _check_mask(mask: torch.Tensor, scores_shape: torch.Size, where: str, hint: str = "") -> None:
-    """A mask is bool (True = may attend), has >= 2 dims, and broadcasts to the scores without enlarging them."""
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{where}: mask must be a torch.bool tensor (True = may attend), got {type(mask).__name__}")
-    if mask.dtype != torch.bool:
-        raise TypeError(
-            f"{where}: mask must have dtype torch.bool (True = may attend), got {mask.dtype}. "
-            "Convert a 0/1 mask with `mask.bool()`, an additive mask (0 = keep, -inf = drop) with `mask == 0`."
-        )
-    if mask.dim() < 2:
-        raise ValueError(
-            f"{where}: mask must have at least 2 dims (..., T_q, T_k), got shape {tuple(mask.shape)}; "
-            "a mask over keys only is written (1, T_k), or (B, 1, 1, T_k) for a batch (see padding_mask)"
-        )
-    try:
-        ok = torch.broadcast_shapes(mask.shape, scores_shape) == scores_shape
-    except RuntimeError:
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"{where}: mask of shape {tuple(mask.shape)} does not broadcast to the attention scores, "
-            f"of shape (..., T_q, T_k) = {tuple(scores_shape)}{hint}"
-        )
-
-
-# %% notebooks/03_attention.ipynb, cell 29: 3.4 Masks: who may attend to whom
-def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
-    """The (t_q, t_k) bool mask that lets each query see itself and the past: True on and below the diagonal.
-
-    With ``t_k > t_q`` (the queries are the *last* t_q of t_k positions, as with a KV cache),
-    the diagonal is aligned to the end: query i sits at position ``t_k - t_q + i``.
+    True on and below the diagonal. With ``t_k > t_q`` (the queries are the *last* t_q of
+    t_k positions, as with a KV cache) the diagonal is aligned to the end: query i sits
+    at position ``t_k - t_q + i``.
     """
     t_k = t_q if t_k is None else t_k
-    for name, t in (("t_q", t_q), ("t_k", t_k)):
-        if not isinstance(t, int) or isinstance(t, bool) or t < 1:
-            raise ValueError(f"{name} must be a positive int, got {t!r}")
-    if t_k < t_q:
-        raise ValueError(f"t_k must be >= t_q (the queries are the last t_q of the t_k positions), got t_q={t_q}, t_k={t_k}")
+    check_int("t_q", t_q)
+    check_int("t_k", t_k, minimum=t_q)
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
 
 
 def padding_mask(valid: torch.Tensor) -> torch.Tensor:
-    """Turn a (B, T_k) marker of real tokens (True or 1) and padding (False or 0) into a (B, 1, 1, T_k) bool mask.
+    """A (B, T_k) marker of real tokens (True or 1) and padding (False or 0), as a
+    (B, 1, 1, T_k) bool mask.
 
-    The result broadcasts against scores of shape (B, n_heads, T_q, T_k): no query attends to a
-    padding key. Combine it with a causal mask by ``&``. A Hugging Face ``attention_mask`` is such a marker.
+    It broadcasts against scores of shape (B, n_heads, T_q, T_k): no query attends to a
+    padding key. Combine it with a causal mask by ``&``. A Hugging Face
+    ``attention_mask`` is such a marker.
     """
     if not isinstance(valid, torch.Tensor) or valid.dim() != 2:
-        raise ValueError(f"valid must be a (B, T_k) tensor, got {getattr(valid, 'shape', type(valid).__name__)}")
+        got = getattr(valid, "shape", type(valid).__name__)
+        raise ValueError(f"valid must be a (B, T_k) tensor, got {got}")
     if valid.dtype != torch.bool:
-        if valid.is_floating_point() or valid.is_complex() or not ((valid == 0) | (valid == 1)).all():
-            raise ValueError(f"valid must be bool or hold only 0 and 1 (1 = real token), got dtype {valid.dtype}")
+        if valid.is_floating_point() or not ((valid == 0) | (valid == 1)).all():
+            raise ValueError("valid must be bool or hold only 0 and 1 (1 = real token), "
+                             f"got dtype {valid.dtype}")
         valid = valid == 1
     return valid[:, None, None, :]
 
 
-# %% notebooks/03_attention.ipynb, cell 41: 3.5 Multi-head attention
+# %% notebooks/03_attention.ipynb, cell 40: 3.5 Multi-head attention
 class MultiHeadAttention(nn.Module):
-    """Multi-head (self- or cross-) attention.
+    """Multi-head attention: ``n_heads`` heads of width ``d_head`` side by side.
 
-    ``n_heads`` heads of size ``d_head = d_model // n_heads`` run side by side on slices of the
-    projected queries, keys and values; their outputs are concatenated and projected back.
+    Parts: ``q_proj`` (d_model -> n_heads * d_head), ``k_proj`` and ``v_proj``
+    (d_model -> n_kv_heads * d_head), ``out_proj`` (n_heads * d_head -> d_model). Head h
+    is features ``h * d_head`` to ``(h + 1) * d_head`` of each projection.
 
-    Parameters, all ``nn.Linear(d_model, d_model, bias=bias)``: ``q_proj``, ``k_proj``,
-    ``v_proj`` (heads are consecutive slices of ``d_head`` output features: head h is
-    features ``h * d_head`` to ``(h + 1) * d_head``) and ``out_proj``. A fused (3 d_model, d_model)
-    in-projection, as in ``nn.MultiheadAttention``, splits into the three with ``weight.chunk(3)``.
+    Options, all off by default, which later chapters switch on:
+        causal: each query sees only its own and earlier positions (chapter 7's GPT).
+        rotary: a module ``rotary(x, offset)`` that rotates queries and keys by position
+            (chapter 4's :class:`~minillm.positional.RotaryEmbedding`).
+        n_kv_heads: fewer key/value heads than query heads, each shared by a group of
+            query heads (grouped-query attention, chapter 10). Default: ``n_heads``.
+        qk_norm: a function ``d_head -> module`` that builds a norm applied to each head's
+            queries and keys (Qwen3, chapter 10).
+        d_head: default ``d_model // n_heads``. bias: biases of the four projections.
 
-    ``forward(x, mask=None, need_weights=False, *, context=None)``:
-        x: (B, T, d_model). context: optional (B, S, d_model) to attend to (cross-attention);
-        without it, S = T and the keys and values come from x (self-attention).
-        mask: bool, **True = may attend**, of shape (T, S), (B, T or 1, S) or (B or 1,
-        n_heads or 1, T or 1, S). A 2-D mask is read as (T, S), never as (B, S): for padding
-        use :func:`padding_mask`.
-        Returns (B, T, d_model), or ``(output, weights)`` with weights (B, n_heads, T, S) when
-        ``need_weights=True``. Without weights, the computation goes through
-        ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels where available).
-        A query whose keys are all masked gets a zero attention output and zero weights
-        (the module's output there is ``out_proj``'s bias).
+    ``forward(x, *, context=None, mask=None, cache=None, need_weights=False)``:
+        x (B, T, d_model). context: optional (B, S, d_model) to take keys and values from
+        (cross-attention); else S = T. mask: bool, **True = may attend**, any shape that
+        broadcasts to (B, n_heads, T, S); a 2-D mask is (T, S). cache: one layer's
+        :class:`~minillm.gpt.LayerCache` (chapter 7): x then holds only the new positions.
+        Returns (B, T, d_model), or ``(out, weights)`` with weights (B, n_heads, T, S).
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
+    def __init__(self, d_model: int, n_heads: int, *, n_kv_heads: int | None = None,
+                 d_head: int | None = None, bias: bool = True, causal: bool = False,
+                 rotary: nn.Module | None = None, qk_norm=None, dropout: float = 0.0):
         super().__init__()
-        for name, value in (("d_model", d_model), ("n_heads", n_heads)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if d_model % n_heads != 0:
-            raise ValueError(
-                f"d_model must be divisible by n_heads, got d_model={d_model} and n_heads={n_heads} "
-                f"(d_model % n_heads = {d_model % n_heads})"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
-        self.dropout = dropout
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        check_int("d_model", d_model), check_int("n_heads", n_heads), check_dropout(dropout)
+        if d_head is None:
+            check_divisible("d_model", d_model, "n_heads", n_heads)
+        n_kv_heads, d_head = n_kv_heads or n_heads, d_head or d_model // n_heads
+        check_divisible("n_heads", n_heads, "n_kv_heads", n_kv_heads)
+        self.d_model, self.n_heads, self.n_kv_heads, self.d_head = (
+            d_model, n_heads, n_kv_heads, d_head)
+        self.causal, self.dropout, self.rotary = causal, dropout, rotary
+        self.q_proj = nn.Linear(d_model, n_heads * d_head, bias=bias)
+        self.k_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
+        self.v_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
+        self.out_proj = nn.Linear(n_heads * d_head, d_model, bias=bias)
+        self.q_norm = qk_norm(d_head) if qk_norm else None
+        self.k_norm = qk_norm(d_head) if qk_norm else None
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}, dropout={self.dropout}"
+        kv = f", n_kv_heads={self.n_kv_heads}" if self.n_kv_heads != self.n_heads else ""
+        return (f"d_model={self.d_model}, n_heads={self.n_heads}{kv}, d_head={self.d_head}, "
+                f"causal={self.causal}, dropout={self.dropout}")
 
-    def _check_input(self, x: torch.Tensor, name: str) -> None:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {tuple(x.shape)}")
+    # %% notebooks/03_attention.ipynb, cell 42: 3.5 Multi-head attention
+    def project(self, x: torch.Tensor, context: torch.Tensor | None = None):
+        """Queries from x, keys and values from context (default: x), split into heads.
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, _ = x.shape  # (B, T, d_model) -> (B, n_heads, T, d_head)
-        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+        Returns q (B, n_heads, T, d_head) and k, v (B, n_kv_heads, S, d_head).
+        """
+        context = x if context is None else context
 
-    def _prepare_mask(self, mask: torch.Tensor | None, B: int, T: int, S: int) -> torch.Tensor | None:
-        if mask is None:
-            return None
-        if isinstance(mask, torch.Tensor) and mask.dim() == 3:
-            mask = mask.unsqueeze(1)  # (B, T, S) -> (B, 1, T, S): the same mask for every head
-        if isinstance(mask, torch.Tensor) and mask.dim() > 4:
-            raise ValueError(f"mask must have 2 to 4 dims, got shape {tuple(mask.shape)}")
-        hint = ""
-        if isinstance(mask, torch.Tensor) and mask.dim() == 2:
-            hint = f". A 2-D mask is read as (T, S) = ({T}, {S}); for a (B, S) padding marker, pass padding_mask(marker)"
-        _check_mask(mask, torch.Size((B, self.n_heads, T, S)), "MultiHeadAttention", hint)
-        return mask
+        def heads(t: torch.Tensor, n: int) -> torch.Tensor:  # (B, T, n * d) -> (B, n, T, d)
+            return t.view(t.shape[0], t.shape[1], n, self.d_head).transpose(1, 2)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        need_weights: bool = False,
-        *,
-        context: torch.Tensor | None = None,
-    ):
-        self._check_input(x, "x")
-        if context is None:
-            context = x
-        else:
-            self._check_input(context, "context")
-            if context.shape[0] != x.shape[0]:
-                raise ValueError(f"context must have the batch size of x, {x.shape[0]}, got {tuple(context.shape)}")
-        B, T, S = x.shape[0], x.shape[1], context.shape[1]
-        mask = self._prepare_mask(mask, B, T, S)
-        q = self._split_heads(self.q_proj(x))  # (B, n_heads, T, d_head)
-        k = self._split_heads(self.k_proj(context))  # (B, n_heads, S, d_head)
-        v = self._split_heads(self.v_proj(context))  # (B, n_heads, S, d_head)
+        q = heads(self.q_proj(x), self.n_heads)
+        k = heads(self.k_proj(context), self.n_kv_heads)
+        v = heads(self.v_proj(context), self.n_kv_heads)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        return q, k, v
+
+    # %% notebooks/03_attention.ipynb, cell 44: 3.5 Multi-head attention
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None = None, need_weights: bool = False):
+        """Every head's attention: (B, n_heads, T, d_head) -> same shape, and the weights
+        (B, n_heads, T, S) or None. Adds the causal mask and shares key/value heads."""
+        T, S = q.shape[-2], k.shape[-2]
+        if self.n_kv_heads != self.n_heads:  # each key/value head serves a group of query heads
+            k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
+            v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
         p = self.dropout if self.training else 0.0
+        if self.causal and mask is None and not need_weights and (T == S or T == 1):
+            # the fused kernel's own causal mask; one new query (T == 1) may see every key
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=T > 1), None
+        if self.causal:
+            causal = causal_mask(T, S, device=q.device)
+            mask = causal if mask is None else mask & causal
         if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
-        elif mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:
-            # Same convention as the weights path for a query with no key: make its row
-            # attendable (so no kernel produces NaN), then zero its output.
-            has_key = mask.any(dim=-1, keepdim=True)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ~has_key, dropout_p=p)
-            out = out.masked_fill(~has_key, 0.0)
-        out = out.transpose(1, 2).reshape(B, T, self.d_model)  # concatenate the heads
-        out = self.out_proj(out)
+            return scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+        if mask is None:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p), None
+        # as in the weights path, a query with no key left gets a zero output, not NaN
+        has_key = mask.any(dim=-1, keepdim=True)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ~has_key, dropout_p=p)
+        return out.masked_fill(~has_key, 0.0), None
+
+    # %% notebooks/03_attention.ipynb, cell 46: 3.5 Multi-head attention
+    def forward(self, x: torch.Tensor, *, context: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, cache=None, need_weights: bool = False):
+        mask = check_attention_call(self, x, context, mask, cache)  # a (B, T, S) mask: every head
+        q, k, v = self.project(x, context)
+        past = 0 if cache is None else cache.length  # positions already seen (chapter 7)
+        if self.rotary is not None:  # chapter 4: rotate by absolute position
+            q, k = self.rotary(q, offset=past), self.rotary(k, offset=past)
+        if cache is not None:  # append the new keys and values, get all of them back
+            k, v = cache.update(k, v)
+        out, weights = self.attend(q, k, v, mask, need_weights)
+        B, T = x.shape[:2]
+        out = self.out_proj(out.transpose(1, 2).reshape(B, T, -1))  # concatenate the heads
         return (out, weights) if need_weights else out

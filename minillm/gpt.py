@@ -10,8 +10,9 @@ the chapter explains every line.
 from __future__ import annotations
 
 __all__ = [
-    'GPTConfig', 'CausalSelfAttention', 'KVCache', 'Block', 'GPT', 'gpt_from_hf',
-    'load_pretrained_gpt2', 'top_k_filter', 'top_p_filter', 'sample_next', 'generate'
+    'GPTConfig', 'gpt_block', 'position_embedding', 'GPT', 'LayerCache', 'KVCache',
+    'gpt_from_hf', 'load_pretrained_gpt2', 'top_k_filter', 'top_p_filter',
+    'sample_next', 'generate'
 ]
 
 
@@ -23,15 +24,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minillm.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
-from minillm.layers import LayerNorm, TransformerBlock
+from minillm.attention import MultiHeadAttention
+from minillm.layers import ACTIVATIONS, FeedForward, LayerNorm, TransformerBlock
+from minillm.positional import LearnedPositionalEmbedding, RotaryEmbedding
+from minillm.positional import SinusoidalPositionalEncoding
+from minillm.support import add_to_class, check_cache_update, check_choice, check_config
+from minillm.support import check_generation, check_int, check_logits, check_number
+from minillm.support import check_same_shape, check_sampling, check_token_ids
 
-_ACTIVATIONS = ("gelu_tanh", "gelu", "relu")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+POSITIONAL = ("learned", "sinusoidal", "rotary", "none")
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,17 @@ class GPTConfig:
 
     Attributes:
         vocab_size: number of token ids, V.
-        block_size: the context length: the model has one learned position embedding per position,
-            so it reads at most ``block_size`` tokens.
-        n_layers, n_heads, d_model: depth, heads per attention layer, width (``d_head = d_model // n_heads``).
+        block_size: the context length, the most tokens the model reads at once.
+        n_layers, n_heads, d_model: depth, heads per layer, width
+            (``d_head = d_model // n_heads``).
         d_ff: hidden width of the feed-forward networks; None means ``4 * d_model``.
-        dropout: dropout probability on embeddings, attention weights and residual branches.
-        bias: whether the linear layers (attention and feed-forward) have biases (GPT-2: yes);
-            LayerNorms always have theirs.
+        dropout: on the embeddings, the attention weights and the residual branches.
+        bias: biases in the attention and feed-forward layers (GPT-2: yes).
         eps: the LayerNorm epsilon (GPT-2: 1e-5).
-        activation: of the feed-forward networks: ``"gelu_tanh"`` (GPT-2), ``"gelu"`` or ``"relu"``.
+        activation: of the feed-forward networks, a key of ``ACTIVATIONS``.
+        positional: ``"learned"`` (GPT-2), ``"sinusoidal"``, ``"rotary"`` (RoPE in every
+            attention layer) or ``"none"``; chapter 4 explains all four.
+        rope_base: the base of RoPE's frequencies.
     """
 
     vocab_size: int = 50257
@@ -61,193 +64,98 @@ class GPTConfig:
     bias: bool = True
     eps: float = 1e-5
     activation: str = "gelu_tanh"
+    positional: str = "learned"
+    rope_base: float = 10000.0
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layers", "n_heads", "d_model"):
-            _check_positive_int(name, getattr(self, name))
         if self.d_ff is None:
             object.__setattr__(self, "d_ff", 4 * self.d_model)
-        _check_positive_int("d_ff", self.d_ff)
-        if self.d_model % self.n_heads != 0:
-            raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model}, n_heads={self.n_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not self.eps > 0:
-            raise ValueError(f"eps must be > 0, got {self.eps}")
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
+        check_config(self, ints=("vocab_size", "block_size", "n_layers", "n_heads", "d_model",
+                                 "d_ff"), choices={"activation": ACTIVATIONS,
+                                                   "positional": POSITIONAL})
 
     @property
     def d_head(self) -> int:
         return self.d_model // self.n_heads
 
+    # %% notebooks/07_gpt.ipynb, cell 11: 7.2 The model
     @classmethod
     def gpt2(cls, name: str = "gpt2", **overrides) -> "GPTConfig":
-        """The configuration of a released GPT-2: ``"gpt2"`` (124M), ``"gpt2-medium"`` (355M),
-        ``"gpt2-large"`` (774M) or ``"gpt2-xl"`` (1558M); keyword arguments override fields."""
+        """The configuration of a released GPT-2: ``"gpt2"`` (124M), ``"gpt2-medium"``
+        (355M), ``"gpt2-large"`` (774M) or ``"gpt2-xl"`` (1558M); keywords override fields."""
         sizes = {"gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024),
                  "gpt2-large": (36, 20, 1280), "gpt2-xl": (48, 25, 1600)}
-        if name not in sizes:
-            raise ValueError(f"unknown GPT-2 size {name!r}; expected one of {sorted(sizes)}")
+        check_choice("name", name, sizes)
         n_layers, n_heads, d_model = sizes[name]
         return cls(**{"vocab_size": 50257, "block_size": 1024, "n_layers": n_layers,
                       "n_heads": n_heads, "d_model": d_model, **overrides})
 
+    # %% notebooks/07_gpt.ipynb, cell 11: 7.2 The model
     def num_parameters(self, include_positions: bool = True) -> int:
         """The parameter count of ``GPT(self)``, in closed form (tied weights counted once)."""
         d, f = self.d_model, self.d_ff
         attn = 4 * d * d + (4 * d if self.bias else 0)  # q, k, v and out projections
         ffn = 2 * d * f + (f + d if self.bias else 0)  # fc1 and fc2, with their biases
         block = attn + ffn + 2 * 2 * d  # plus two LayerNorms (weight and bias)
-        positions = self.block_size * d if include_positions else 0
-        return self.vocab_size * d + positions + self.n_layers * block + 2 * d  # + final LayerNorm
+        learned = self.positional == "learned" and include_positions
+        positions = self.block_size * d if learned else 0
+        return self.vocab_size * d + positions + self.n_layers * block + 2 * d  # + final LN
 
 
-# %% notebooks/07_gpt.ipynb, cell 11: Causal self-attention
-class CausalSelfAttention(MultiHeadAttention):
-    """Multi-head self-attention in which position i attends only to positions <= i.
-
-    The parameters are those of :class:`minillm.attention.MultiHeadAttention` (``q_proj``,
-    ``k_proj``, ``v_proj``, ``out_proj``); dropout applies to the attention weights.
-
-    ``forward(x, cache=None, layer=0, need_weights=False)``:
-        x: (B, T, d_model). With a :class:`KVCache`, x holds the T *new* positions, its keys and
-        values are appended to the cache's entry for ``layer``, and the queries attend to all
-        cached positions plus the new ones (the causal mask is aligned to the end).
-        Returns (B, T, d_model), or ``(output, weights)`` with weights (B, n_heads, T, T_total)
-        when ``need_weights=True``.
-    """
-
-    def forward(self, x: torch.Tensor, cache: "KVCache | None" = None, layer: int = 0, need_weights: bool = False):
-        self._check_input(x, "x")
-        B, T, _ = x.shape
-        q = self._split_heads(self.q_proj(x))  # (B, n_heads, T, d_head)
-        k = self._split_heads(self.k_proj(x))
-        v = self._split_heads(self.v_proj(x))
-        if cache is not None:
-            k, v = cache.update(layer, k, v)  # (B, n_heads, T_past + T, d_head)
-        t_k = k.shape[-2]
-        p = self.dropout if self.training else 0.0
-        if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, causal_mask(T, t_k, device=x.device), dropout_p=p)
-        elif T == t_k:  # no cache, or an empty one: the usual square causal mask
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        elif T == 1:  # one new query, the last position: it may see every key, no mask needed
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:  # several new queries after a cached past. (is_causal=True would align the mask
-            # to the top-left corner, i.e. wrongly, when T < t_k; causal_mask aligns it to the end.)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, t_k, device=x.device), dropout_p=p)
-        out = self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model))  # concatenate the heads, project
-        return (out, weights) if need_weights else out
+# %% notebooks/07_gpt.ipynb, cell 13: The block: chosen, not written
+def gpt_block(config: GPTConfig, rotary: RotaryEmbedding | None = None) -> TransformerBlock:
+    """A GPT-2 block, chosen from chapter 5's parts: pre-LN, causal attention, an MLP."""
+    d, p = config.d_model, config.dropout
+    attn = MultiHeadAttention(d, config.n_heads, bias=config.bias, causal=True,
+                              rotary=rotary, dropout=p)
+    ffn = FeedForward(d, config.d_ff, p, config.activation, bias=config.bias)
+    norms = LayerNorm(d, config.eps), LayerNorm(d, config.eps)
+    return TransformerBlock(attn, ffn, *norms, norm_first=True, dropout=p)
 
 
-# %% notebooks/07_gpt.ipynb, cell 13: Causal self-attention
-class KVCache:
-    """The keys and values of the positions a :class:`GPT` has processed, for every layer.
-
-    Each layer's keys and values live in buffers of shape (B, n_heads, max_len, d_head), allocated
-    on first use with the dtype and device of the keys. ``update(layer, k, v)`` writes the new
-    positions after the ``length`` cached ones and returns every position so far; the model calls
-    ``advance(T)`` once all its layers have seen the T new positions.
-    """
-
-    def __init__(self, n_layers: int, max_len: int):
-        _check_positive_int("n_layers", n_layers)
-        _check_positive_int("max_len", max_len)
-        self.n_layers, self.max_len = n_layers, max_len
-        self.keys: list[torch.Tensor | None] = [None] * n_layers
-        self.values: list[torch.Tensor | None] = [None] * n_layers
-        self.length = 0
-
-    def __repr__(self) -> str:
-        return f"KVCache(n_layers={self.n_layers}, length={self.length}, max_len={self.max_len})"
-
-    def reset(self) -> None:
-        """Forget every position (the buffers are kept and overwritten)."""
-        self.length = 0
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v (B, n_heads, T, d_head) of the T new positions; return the (B, n_heads, length + T, d_head) keys and values."""
-        if not 0 <= layer < self.n_layers:
-            raise ValueError(f"layer must be in [0, {self.n_layers}), got {layer}")
-        B, H, T, D = k.shape
-        end = self.length + T
-        if end > self.max_len:
-            raise ValueError(f"the cache holds at most {self.max_len} positions; {self.length} cached + {T} new is too many")
-        buf = self.keys[layer]
-        if buf is None or buf.shape[:2] != (B, H) or buf.shape[-1] != D or buf.dtype != k.dtype or buf.device != k.device:
-            if self.length > 0:
-                raise ValueError(
-                    f"the cache holds {self.length} positions of other shape, dtype or device than the new keys "
-                    f"{tuple(k.shape)} ({k.dtype}, {k.device}); call reset() before reusing it for another batch"
-                )
-            self.keys[layer] = k.new_zeros(B, H, self.max_len, D)
-            self.values[layer] = v.new_zeros(B, H, self.max_len, v.shape[-1])
-        self.keys[layer][:, :, self.length:end] = k
-        self.values[layer][:, :, self.length:end] = v
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
-
-    def advance(self, n: int) -> None:
-        """Count ``n`` more positions as cached (called by :meth:`GPT.forward` after its last layer)."""
-        self.length += n
+def position_embedding(config: GPTConfig) -> nn.Module | None:
+    """What the model adds to the token embeddings to mark positions (chapter 4)."""
+    if config.positional == "learned":
+        return LearnedPositionalEmbedding(config.block_size, config.d_model)
+    if config.positional == "sinusoidal":
+        return SinusoidalPositionalEncoding(config.block_size, config.d_model)
+    return None  # rotary acts inside attention; "none" adds nothing
 
 
-# %% notebooks/07_gpt.ipynb, cell 15: The block and the model
-class Block(TransformerBlock):
-    """One pre-LN GPT block: ``x + dropout(attn(attn_norm(x)))``, then ``x + ffn(ffn_norm(x))``.
-
-    Chapter 5's :class:`~minillm.layers.TransformerBlock` with :class:`CausalSelfAttention`.
-    ``forward(x, cache=None, layer=0, need_weights=False)``: (B, T, d_model) -> (B, T, d_model),
-    or ``(output, weights)`` with the attention weights when ``need_weights=True``.
-    """
-
-    def __init__(self, config: GPTConfig):
-        super().__init__(config.d_model, config.n_heads, config.d_ff, dropout=config.dropout,
-                         norm_first=True, activation=config.activation, eps=config.eps)
-        self.attn = CausalSelfAttention(config.d_model, config.n_heads, dropout=config.dropout, bias=config.bias)
-        if not config.bias:  # chapter 5's FeedForward always has biases: remove them
-            self.ffn.fc1.bias = None
-            self.ffn.fc2.bias = None
-
-    def forward(self, x: torch.Tensor, cache: "KVCache | None" = None, layer: int = 0, need_weights: bool = False):
-        a = self.attn(self.attn_norm(x), cache, layer, need_weights)
-        a, weights = a if need_weights else (a, None)
-        x = x + self.dropout(a)
-        x = x + self.ffn(self.ffn_norm(x))
-        return (x, weights) if need_weights else x
-
-
-# %% notebooks/07_gpt.ipynb, cell 16: The block and the model
+# %% notebooks/07_gpt.ipynb, cell 15: The model
 class GPT(nn.Module):
-    """A GPT-2-style decoder-only Transformer language model.
+    """A GPT-style decoder-only Transformer language model.
 
     ``forward(idx, targets=None, *, cache=None) -> (logits, loss)``:
         idx: (B, T) token ids, ``T <= block_size``.
-        targets: optional (B, T) ids of the next tokens (``idx`` shifted left by one); positions
-            whose target is -100 are ignored (PyTorch's ``ignore_index``).
-        cache: optional :class:`KVCache` (section 7.6): ``idx`` then holds only the new positions.
-        Returns logits (B, T, vocab_size), one next-token distribution per position, and the mean
-        cross-entropy over the positions (a scalar), or None without targets.
+        targets: optional (B, T) ids of the next tokens (``idx`` shifted left by one);
+            positions whose target is -100 are ignored.
+        cache: optional :class:`KVCache` (section 7.6): ``idx`` holds only new positions.
+        Returns logits (B, T, vocab_size), one next-token distribution per position, and
+        the mean cross-entropy over the positions (a scalar), or None without targets.
     """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        if not isinstance(config, GPTConfig):
-            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.d_model)  # token embeddings
-        self.wpe = nn.Embedding(config.block_size, config.d_model)  # learned position embeddings
+        self.wpe = position_embedding(config)
+        rotary = None
+        if config.positional == "rotary":  # one table of angles, shared by every layer
+            rotary = RotaryEmbedding(config.d_head, config.block_size, config.rope_base)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layers)])
+        self.blocks = nn.ModuleList(gpt_block(config, rotary) for _ in range(config.n_layers))
         self.ln_f = LayerNorm(config.d_model, eps=config.eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: one (V, d_model) matrix, used twice
         self.reset_parameters()
 
+    # %% notebooks/07_gpt.ipynb, cell 17: The model
     def residual_projections(self) -> list[nn.Linear]:
         """The layers whose outputs are added to the residual stream: two per block."""
         return [p for block in self.blocks for p in (block.attn.out_proj, block.ffn.fc2)]
 
+    # %% notebooks/07_gpt.ipynb, cell 17: The model
     def reset_parameters(self) -> None:
         """GPT-2's initialisation: N(0, 0.02) weights, zero biases, LayerNorms at (1, 0), and
         N(0, 0.02 / sqrt(2 * n_layers)) for the residual projections."""
@@ -257,91 +165,137 @@ class GPT(nn.Module):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
             if isinstance(module, LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+                nn.init.ones_(module.weight), nn.init.zeros_(module.bias)
         # 2 * n_layers branches add to the residual stream; scaling each by 1/sqrt(2 * n_layers)
         # keeps the variance of their sum at initialisation independent of the depth.
         for proj in self.residual_projections():
             nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layers))
 
+    # %% notebooks/07_gpt.ipynb, cell 17: The model
     def num_parameters(self, include_positions: bool = True) -> int:
         """Number of distinct parameters (the tied embedding counts once)."""
-        n = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
-        return n if include_positions else n - self.wpe.weight.numel()
+        n = sum(p.numel() for p in self.parameters())  # a shared tensor is yielded once
+        learned = self.config.positional == "learned"
+        return n if include_positions or not learned else n - self.wpe.embedding.weight.numel()
 
-    def _check_idx(self, idx: torch.Tensor, past: int) -> None:
-        if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long or idx.dim() != 2:
-            raise ValueError(
-                f"idx must be a (B, T) torch.long tensor of token ids, got "
-                f"{getattr(idx, 'dtype', type(idx).__name__)} of shape {tuple(getattr(idx, 'shape', ()))}"
-            )
-        T = idx.shape[1]
-        if T == 0:
-            raise ValueError("idx must hold at least one token per sequence, got T = 0")
-        if past + T > self.config.block_size:
-            where = f" after {past} cached positions" if past else ""
-            raise ValueError(
-                f"sequence too long: {T} tokens{where} exceed block_size = {self.config.block_size}, "
-                f"the number of learned positions; crop the input to its last {self.config.block_size - past} tokens"
-            )
-        if idx.min() < 0 or idx.max() >= self.config.vocab_size:
-            raise ValueError(
-                f"token ids must lie in [0, {self.config.vocab_size}), got values from {int(idx.min())} to {int(idx.max())}"
-            )
+    # %% notebooks/07_gpt.ipynb, cell 19: The model
+    def hidden_states(self, idx: torch.Tensor, *, cache=None, need_weights: bool = False):
+        """The trunk: token ids (B, T) to final hidden states (B, T, d_model), after ``ln_f``.
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: "KVCache | None" = None):
+        With ``need_weights=True``, also the attention weights of every layer, a tensor of
+        shape (n_layers, B, n_heads, T, T_past + T). Every use of the model goes through here.
+        """
         past = 0 if cache is None else cache.length
-        self._check_idx(idx, past)
-        B, T = idx.shape
-        if targets is not None and (not isinstance(targets, torch.Tensor) or targets.shape != idx.shape):
-            raise ValueError(f"targets must have the shape of idx, {tuple(idx.shape)}, got {tuple(getattr(targets, 'shape', ()))}")
-        pos = torch.arange(past, past + T, device=idx.device)  # positions of the new tokens
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, d_model)
+        check_token_ids("idx", idx, self.config.vocab_size, max_len=self.config.block_size,
+                        past=past)
+        x = self.wte(idx)  # (B, T, d_model)
+        if self.wpe is not None:
+            x = self.wpe(x, offset=past)  # positions past .. past + T - 1
+        x = self.drop(x)
+        maps = []
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
-        if cache is not None:
-            cache.advance(T)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
+            layer_cache = None if cache is None else cache.layers[i]
+            x = block(x, cache=layer_cache, need_weights=need_weights)
+            if need_weights:
+                x, weights = x
+                maps.append(weights)
+        x = self.ln_f(x)
+        return (x, torch.stack(maps)) if need_weights else x
+
+    # %% notebooks/07_gpt.ipynb, cell 19: The model
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache=None):
+        logits = self.lm_head(self.hidden_states(idx, cache=cache))  # (B, T, vocab_size)
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
-        return logits, loss
+        check_same_shape("targets", targets, "idx", idx)
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
+    # %% notebooks/07_gpt.ipynb, cell 19: The model
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
-        """The attention weights of every layer and head: (n_layers, B, n_heads, T, T), in eval mode."""
-        self._check_idx(idx, 0)
+        """The attention weights of every layer and head, (n_layers, B, n_heads, T, T),
+        computed in eval mode (no dropout)."""
         was_training = self.training
         self.eval()
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
-        maps = []
-        for block in self.blocks:
-            x, weights = block(x, need_weights=True)
-            maps.append(weights)
+        _, maps = self.hidden_states(idx, need_weights=True)
         self.train(was_training)
-        return torch.stack(maps)
+        return maps
 
-    def new_cache(self) -> "KVCache":
+    # %% notebooks/07_gpt.ipynb, cell 22: The model
+    def new_cache(self) -> KVCache:
         """An empty :class:`KVCache` for this model (section 7.6)."""
         return KVCache(self.config.n_layers, self.config.block_size)
 
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, use_cache: bool = True, **kwargs):
-        """Append ``max_new_tokens`` tokens to ``idx`` (B, T); see :func:`generate` (section 7.5)."""
-        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, **kwargs)
-
+    # %% notebooks/07_gpt.ipynb, cell 32: 7.3 Matching GPT-2 number for number
     @classmethod
     def from_hf(cls, hf_model) -> "GPT":
-        """A GPT with the weights of a ``transformers`` ``GPT2LMHeadModel``; see :func:`gpt_from_hf` (section 7.3)."""
+        """A GPT with the weights of a ``transformers`` ``GPT2LMHeadModel`` (:func:`gpt_from_hf`)."""
         return gpt_from_hf(hf_model)
 
+    # %% notebooks/07_gpt.ipynb, cell 32: 7.3 Matching GPT-2 number for number
     @classmethod
     def from_pretrained(cls, name: str = "gpt2", **hf_kwargs) -> "GPT":
-        """Download (or load from the local cache) a released GPT-2; see :func:`load_pretrained_gpt2`."""
+        """A released GPT-2, downloaded or from the local cache (:func:`load_pretrained_gpt2`)."""
         return load_pretrained_gpt2(name, **hf_kwargs)
 
+    # %% notebooks/07_gpt.ipynb, cell 62: 7.5 Sampling: from logits to text
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
+                 **kwargs):
+        """Append ``max_new_tokens`` tokens to ``idx`` (B, T); see :func:`generate`."""
+        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, **kwargs)
 
-# %% notebooks/07_gpt.ipynb, cell 25: 7.3 Matching GPT-2 number for number
+
+# %% notebooks/07_gpt.ipynb, cell 21: The model
+class LayerCache:
+    """One attention layer's keys and values, for the positions processed so far.
+
+    Buffers of shape (B, n_kv_heads, max_len, d_head) are allocated on first use, with
+    the keys' dtype and device. ``update(k, v)`` writes the T new positions after the
+    ``length`` cached ones, counts them, and returns the keys and values of all
+    ``length`` positions, (B, n_kv_heads, length, d_head) each.
+    """
+
+    def __init__(self, max_len: int):
+        check_int("max_len", max_len)
+        self.max_len, self.length = max_len, 0
+        self.k = self.v = None
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_cache_update(self, k)
+        start, end = self.length, self.length + k.shape[-2]
+        if start == 0:  # a new sequence: (re)allocate for its batch size and dtype
+            B, H, _, D = k.shape
+            self.k = k.new_zeros(B, H, self.max_len, D)
+            self.v = v.new_zeros(B, H, self.max_len, v.shape[-1])
+        self.k[:, :, start:end], self.v[:, :, start:end] = k, v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class KVCache:
+    """The caches of all the layers of a model: ``cache.layers[i]`` belongs to layer i."""
+
+    def __init__(self, n_layers: int, max_len: int):
+        check_int("n_layers", n_layers)
+        self.layers = [LayerCache(max_len) for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """How many positions are cached."""
+        return self.layers[0].length
+
+    def reset(self) -> None:
+        """Forget every position (the buffers are reused)."""
+        for layer in self.layers:
+            layer.length = 0
+
+    def __repr__(self) -> str:
+        return (f"KVCache(n_layers={len(self.layers)}, length={self.length}, "
+                f"max_len={self.layers[0].max_len})")
+
+
+# %% notebooks/07_gpt.ipynb, cell 31: 7.3 Matching GPT-2 number for number
 _HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 
 
@@ -389,7 +343,7 @@ def gpt_from_hf(hf_model) -> GPT:
 
     with torch.no_grad():
         copy(model.wte.weight, sd["transformer.wte.weight"], "wte")
-        copy(model.wpe.weight, sd["transformer.wpe.weight"], "wpe")
+        copy(model.wpe.embedding.weight, sd["transformer.wpe.weight"], "wpe")
         for i, block in enumerate(model.blocks):
             p = f"transformer.h.{i}."
             for ours, theirs in ((block.attn_norm, "ln_1"), (block.ffn_norm, "ln_2")):
@@ -438,35 +392,27 @@ def load_pretrained_gpt2(name: str = "gpt2", **hf_kwargs) -> GPT:
     return gpt_from_hf(hf_model).eval()
 
 
-# %% notebooks/07_gpt.ipynb, cell 48: 7.5 Sampling: from logits to text
-def _check_logits(logits: torch.Tensor) -> None:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 1:
-        raise TypeError(f"logits must be a floating-point tensor (..., vocab_size), got {getattr(logits, 'dtype', type(logits).__name__)}")
-
-
+# %% notebooks/07_gpt.ipynb, cell 55: 7.5 Sampling: from logits to text
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k`` largest logits of each row (..., V) and set the others to -inf.
 
     Ties with the k-th largest value are kept. ``k >= V`` keeps everything.
     """
-    _check_logits(logits)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"top_k must be a positive int (or None for no top-k filter), got {k!r}")
+    check_logits(logits), check_int("top_k", k)
     k = min(k, logits.shape[-1])
     kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
     return logits.masked_fill(logits < kth_largest, float("-inf"))
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus filter: keep the smallest set of most likely tokens whose probabilities sum to at least ``p``.
+    """Nucleus filter: keep the smallest set of most likely tokens whose probabilities sum
+    to at least ``p``.
 
-    Works on each row of ``logits`` (..., V); the removed entries become -inf. A token is kept when
-    the tokens more likely than it hold less than ``p`` of the probability, so the most likely token is
-    always kept (``p`` close to 0 leaves only it) and ``p = 1`` keeps everything.
+    Works on each row of ``logits`` (..., V); the removed entries become -inf. A token is
+    kept when the tokens more likely than it hold less than ``p`` of the probability, so the
+    most likely token is always kept (``p`` near 0 leaves only it); ``p = 1`` keeps all.
     """
-    _check_logits(logits)
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-        raise ValueError(f"top_p must be a number in (0, 1], got {p!r}")
+    check_logits(logits), check_number("top_p", p, low=0.0, high=1.0, low_open=True)
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
     probs = torch.softmax(sorted_logits, dim=-1)
     mass_before = probs.cumsum(dim=-1) - probs  # probability of the strictly more likely tokens
@@ -474,18 +420,6 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     remove_sorted[..., 0] = False
     remove = remove_sorted.scatter(-1, order, remove_sorted)  # back to vocabulary order
     return logits.masked_fill(remove, float("-inf"))
-
-
-def _check_sampling(temperature, top_k, top_p) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(
-            f"temperature must be a finite number > 0, got {temperature!r}; for greedy decoding "
-            "(the limit temperature -> 0) pass greedy=True"
-        )
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-        raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0):
-        raise ValueError(f"top_p must be a number in (0, 1] or None, got {top_p!r}")
 
 
 def sample_next(
@@ -498,11 +432,11 @@ def sample_next(
 ) -> torch.Tensor:
     """Choose the next token from next-token logits (B, V); returns (B, 1) ids.
 
-    Greedy: the argmax. Otherwise the logits are divided by ``temperature``, filtered by top-k, then
-    by top-p, and a token is drawn from the softmax (with ``generator``, reproducibly).
+    Greedy: the argmax. Otherwise the logits are divided by ``temperature``, filtered by
+    top-k, then by top-p, and a token is drawn from the softmax (reproducibly, with
+    ``generator``).
     """
-    _check_logits(logits)
-    _check_sampling(temperature, top_k, top_p)
+    check_logits(logits), check_sampling(temperature, top_k, top_p)
     if greedy:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits / temperature
@@ -514,7 +448,7 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
-# %% notebooks/07_gpt.ipynb, cell 54: 7.5 Sampling: from logits to text
+# %% notebooks/07_gpt.ipynb, cell 61: 7.5 Sampling: from logits to text
 @torch.no_grad()
 def generate(
     model: GPT,
@@ -533,33 +467,23 @@ def generate(
     """Extend the prompts ``idx`` (B, T) by ``max_new_tokens`` tokens, one at a time.
 
     Args:
-        temperature, top_k, top_p, greedy, generator: how each token is chosen (:func:`sample_next`).
-        use_cache: keep the keys and values of past positions in a :class:`KVCache`, so that each
-            step processes one new token instead of the whole sequence. The tokens are the same.
-        crop: what to do when the sequence outgrows ``block_size``: with False (the default) that is an
-            error; with True the model conditions on the last ``block_size`` tokens (a sliding window).
-        return_logits: also return the raw next-token logits of every step, (B, max_new_tokens, V).
+        temperature, top_k, top_p, greedy, generator: how each token is chosen
+            (:func:`sample_next`).
+        use_cache: keep the keys and values of past positions in a :class:`KVCache`, so
+            each step processes one new token instead of the whole sequence. The tokens
+            are the same.
+        crop: what to do when the sequence outgrows ``block_size``: with False (the
+            default) that is an error; with True the model conditions on the last
+            ``block_size`` tokens (a sliding window).
+        return_logits: also return the next-token logits of every step, (B, n_new, V).
 
     Returns:
-        (B, T + max_new_tokens) ids, the prompt followed by the new tokens (and the logits if asked).
-        The model runs in eval mode (no dropout); its mode is restored afterwards.
+        (B, T + max_new_tokens) ids, the prompt followed by the new tokens (and the logits
+        if asked). The model runs in eval mode (no dropout), restored afterwards.
     """
-    if not isinstance(model, GPT):
-        raise TypeError(f"model must be a minillm GPT, got {type(model).__name__}")
-    _check_sampling(temperature, top_k, top_p)
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    check_sampling(temperature, top_k, top_p)
     block_size = model.config.block_size
-    if isinstance(idx, torch.Tensor) and idx.dim() == 2:
-        model._check_idx(idx[:, -block_size:], 0)  # dtype and token ids; the length policy is below
-    else:
-        model._check_idx(idx, 0)  # raises the error for a wrong shape or type
-    if not crop and idx.shape[1] + max_new_tokens > block_size:
-        raise ValueError(
-            f"the prompt ({idx.shape[1]} tokens) plus max_new_tokens ({max_new_tokens}) exceeds block_size = "
-            f"{block_size}, the longest context this model has positions for. Shorten the prompt or the "
-            f"generation, or pass crop=True to condition on the last {block_size} tokens (a sliding window)"
-        )
+    check_generation(idx, max_new_tokens, model.config.vocab_size, block_size, crop)
     was_training = model.training
     model.eval()
     cache = model.new_cache() if use_cache else None
@@ -568,9 +492,9 @@ def generate(
         if cache is None:
             logits, _ = model(idx[:, -block_size:])
         elif cache.length == 0 or cache.length == block_size:
-            # first step, or a full window: (re)fill the cache with the last block_size tokens. With
-            # learned positions, sliding the window moves every token to a new position, so the cached
-            # keys and values are stale: beyond block_size tokens, the cache cannot save work.
+            # first step, or a full window: (re)fill the cache with the last block_size
+            # tokens. Sliding the window moves every token to a new position, so the cached
+            # keys and values are stale: beyond block_size tokens the cache saves nothing.
             cache.reset()
             logits, _ = model(idx[:, -block_size:], cache=cache)
         else:
@@ -578,9 +502,11 @@ def generate(
         next_logits = logits[:, -1, :]  # (B, V): the prediction after the last token
         if return_logits:
             all_logits.append(next_logits)
-        idx = torch.cat([idx, sample_next(next_logits, temperature, top_k, top_p, greedy, generator)], dim=1)
+        new = sample_next(next_logits, temperature, top_k, top_p, greedy, generator)
+        idx = torch.cat([idx, new], dim=1)
     model.train(was_training)
-    if return_logits:
-        V = model.config.vocab_size
-        return idx, torch.stack(all_logits, dim=1) if all_logits else idx.new_zeros(idx.shape[0], 0, V, dtype=torch.float)
-    return idx
+    if not return_logits:
+        return idx
+    if not all_logits:  # max_new_tokens = 0
+        return idx, idx.new_zeros(idx.shape[0], 0, model.config.vocab_size, dtype=torch.float)
+    return idx, torch.stack(all_logits, dim=1)

@@ -9,50 +9,47 @@ the chapter explains every line.
 
 from __future__ import annotations
 
-__all__ = ['LayerNorm', 'RMSNorm', 'FeedForward', 'TransformerBlock']
+__all__ = [
+    'layer_norm', 'LayerNorm', 'rms_norm', 'RMSNorm', 'FeedForward', 'TransformerBlock'
+]
 
 
 # %% notebooks/05_layernorm_and_blocks.ipynb, cell 15: 5.2 LayerNorm from scratch
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from minillm.attention import MultiHeadAttention
+from minillm.support import add_to_class, check_choice, check_dropout, check_features
+from minillm.support import check_int, check_number, check_type
 
 
-def _check_features(x: torch.Tensor, d_model: int, who: str) -> None:
-    """A normalization layer normalizes the last dimension, which must hold the d_model features."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{who} expects a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() == 0 or x.shape[-1] != d_model:
-        raise ValueError(
-            f"{who} normalizes the last dimension, which must have size d_model={d_model}; "
-            f"got an input of shape {tuple(x.shape)}"
-        )
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+               eps: float = 1e-5) -> torch.Tensor:
+    """LayerNorm written out: normalize each token's d_model features, then scale and shift.
+
+    x (..., d_model); weight (the gain) and bias (d_model,). Returns the shape of x.
+    """
+    mean = x.mean(dim=-1, keepdim=True)                 # (..., 1)
+    var = (x - mean).pow(2).mean(dim=-1, keepdim=True)  # biased: divide by d_model
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias  # eps inside the root
 
 
-def _check_size(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
+# %% notebooks/05_layernorm_and_blocks.ipynb, cell 16: 5.2 LayerNorm from scratch
 class LayerNorm(nn.Module):
     """Layer normalization (Ba et al., 2016) over the last dimension, with a gain and a bias.
 
-    ``y = weight * (x - mean) / sqrt(var + eps) + bias``, where ``mean`` and the biased ``var``
-    are taken over the ``d_model`` features of each token. Parameters ``weight`` (the gain,
-    initialized to 1) and ``bias`` (initialized to 0), both (d_model,): the names of
-    ``nn.LayerNorm``, whose state dict loads into this module unchanged.
-
-    Input (..., d_model), e.g. (B, T, d_model); output of the same shape and dtype.
+    Computes :func:`layer_norm`, through PyTorch's fused kernel (``F.layer_norm``, equal to
+    our function to rounding, checked below), which is several times faster. Parameters
+    ``weight`` (the gain, starts at 1) and ``bias`` (starts at 0), both (d_model,): the
+    names of ``nn.LayerNorm``, whose state dict loads into this module unchanged.
+    Half-precision inputs are normalized in float32. Input (..., d_model); output of the
+    same shape and dtype.
     """
 
     def __init__(self, d_model: int, eps: float = 1e-5):
         super().__init__()
-        _check_size("d_model", d_model)
-        if not (isinstance(eps, (int, float)) and eps > 0):
-            raise ValueError(f"eps must be a positive number, got {eps!r}")
+        check_int("d_model", d_model), check_number("eps", eps, low=0, low_open=True)
         self.d_model, self.eps = d_model, float(eps)
         self.weight = nn.Parameter(torch.ones(d_model))  # gain, gamma
         self.bias = nn.Parameter(torch.zeros(d_model))   # bias, beta
@@ -61,141 +58,132 @@ class LayerNorm(nn.Module):
         return f"{self.d_model}, eps={self.eps}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_features(x, self.d_model, "LayerNorm")
+        check_features("LayerNorm's input", x, self.d_model)
         h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        mean = h.mean(dim=-1, keepdim=True)                        # (..., 1)
-        var = (h - mean).pow(2).mean(dim=-1, keepdim=True)         # biased: divide by d_model
-        h = (h - mean) / torch.sqrt(var + self.eps)                # eps inside the square root
-        return (h * self.weight + self.bias).to(x.dtype)
+        w, b = self.weight.to(h.dtype), self.bias.to(h.dtype)
+        return F.layer_norm(h, (self.d_model,), w, b, self.eps).to(x.dtype)
 
 
-# %% notebooks/05_layernorm_and_blocks.ipynb, cell 21: 5.3 RMSNorm
+# %% notebooks/05_layernorm_and_blocks.ipynb, cell 22: 5.3 RMSNorm
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm written out: divide each token by the root mean square of its features."""
+    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
+
+
 class RMSNorm(nn.Module):
     """Root mean square normalization (Zhang & Sennrich, 2019) over the last dimension.
 
-    ``y = weight * x / sqrt(mean(x**2) + eps)``: no mean is subtracted and there is no bias.
-    ``weight`` (d_model,) is the gain, initialized to 1 (the name used by ``nn.RMSNorm``).
-    ``eps=None`` uses ``torch.finfo(x.dtype).eps``, like ``nn.RMSNorm(eps=None)``.
-
-    Input (..., d_model); output of the same shape and dtype.
+    ``y = weight * x / sqrt(mean(x**2) + eps)``: no mean is subtracted, no bias. ``weight``
+    (d_model,) is the gain, starting at 1 (the name ``nn.RMSNorm`` uses). ``eps=None`` uses
+    ``torch.finfo(x.dtype).eps``, like ``nn.RMSNorm(eps=None)``. Half-precision inputs are
+    normalized in float32. Input (..., d_model); output of the same shape and dtype.
     """
 
     def __init__(self, d_model: int, eps: float | None = 1e-6):
         super().__init__()
-        _check_size("d_model", d_model)
-        if eps is not None and not (isinstance(eps, (int, float)) and eps > 0):
-            raise ValueError(f"eps must be a positive number or None, got {eps!r}")
-        self.d_model = d_model
-        self.eps = None if eps is None else float(eps)
+        check_int("d_model", d_model)
+        if eps is not None:
+            check_number("eps", eps, low=0, low_open=True)
+        self.d_model, self.eps = d_model, None if eps is None else float(eps)
         self.weight = nn.Parameter(torch.ones(d_model))
 
     def extra_repr(self) -> str:
         return f"{self.d_model}, eps={self.eps}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_features(x, self.d_model, "RMSNorm")
+        check_features("RMSNorm's input", x, self.d_model)
         eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
         h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        h = h * torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True) + eps)  # (..., d_model) / (..., 1)
-        return (h * self.weight).to(x.dtype)
+        return rms_norm(h, self.weight, eps).to(x.dtype)
 
 
-# %% notebooks/05_layernorm_and_blocks.ipynb, cell 34: 5.5 The position-wise feed-for...
-_ACTIVATIONS = {
-    "gelu": lambda: nn.GELU(),                       # x * Phi(x), with erf: BERT, nn.TransformerEncoderLayer
+# %% notebooks/05_layernorm_and_blocks.ipynb, cell 35: 5.5 The position-wise feed-for...
+ACTIVATIONS = {  # the activation functions of the book's models, by name
+    "gelu": nn.GELU,                                   # exact, with erf: BERT
     "gelu_tanh": lambda: nn.GELU(approximate="tanh"),  # the tanh approximation: GPT-2
-    "relu": lambda: nn.ReLU(),                       # the original Transformer
+    "relu": nn.ReLU,                                   # the original Transformer
+    "silu": nn.SiLU,                                   # x * sigmoid(x): SwiGLU (chapter 10)
 }
 
 
 class FeedForward(nn.Module):
     """The position-wise feed-forward network: ``dropout(fc2(activation(fc1(x))))``.
 
-    ``fc1``: Linear(d_model, d_ff), ``fc2``: Linear(d_ff, d_model), ``act``: the activation,
-    one of ``"gelu"`` (erf, BERT), ``"gelu_tanh"`` (tanh approximation, GPT-2) or ``"relu"``.
-    The same weights are applied at every position: (B, T, d_model) -> (B, T, d_model).
+    ``fc1``: Linear(d_model, d_ff), ``fc2``: Linear(d_ff, d_model), with biases unless
+    ``bias=False``; ``act``: one of :data:`ACTIVATIONS`. The same weights act at every
+    position: (B, T, d_model) -> (B, T, d_model).
     """
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "gelu"):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0,
+                 activation: str = "gelu", bias: bool = True):
         super().__init__()
-        _check_size("d_model", d_model)
-        _check_size("d_ff", d_ff)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_int("d_model", d_model), check_int("d_ff", d_ff), check_dropout(dropout)
+        check_choice("activation", activation, ACTIVATIONS)
         self.d_model, self.d_ff, self.activation = d_model, d_ff, activation
-        self.fc1 = nn.Linear(d_model, d_ff)
-        self.act = _ACTIVATIONS[activation]()
-        self.fc2 = nn.Linear(d_ff, d_model)
+        self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
+        self.act = ACTIVATIONS[activation]()
+        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[-1] != self.d_model:
-            raise ValueError(f"FeedForward expects (..., d_model={self.d_model}), got {getattr(x, 'shape', type(x).__name__)}")
-        return self.dropout(self.fc2(self.act(self.fc1(x))))  # (..., d_ff) inside, (..., d_model) out
+        check_features("FeedForward's input", x, self.d_model)
+        return self.dropout(self.fc2(self.act(self.fc1(x))))  # (..., d_ff) in between
 
 
-# %% notebooks/05_layernorm_and_blocks.ipynb, cell 44: 5.6 The Transformer block
+# %% notebooks/05_layernorm_and_blocks.ipynb, cell 45: 5.6 The Transformer block
 class TransformerBlock(nn.Module):
-    """One Transformer block: self-attention and a feed-forward network, each with a residual
-    connection and a LayerNorm, in pre-LN or post-LN order.
+    """One Transformer block, made of the parts it is given: an attention layer, a
+    feed-forward network and two norms, each sub-layer with a residual connection.
 
-    ``norm_first=True`` (pre-LN, GPT-2)::
+    ``norm_first=True`` (pre-LN: GPT-2, Llama)::
 
         x = x + dropout(attn(attn_norm(x)));  x = x + ffn(ffn_norm(x))
 
-    ``norm_first=False`` (post-LN, the original Transformer and BERT)::
+    ``norm_first=False`` (post-LN: the original Transformer, BERT)::
 
         x = attn_norm(x + dropout(attn(x)));  x = ffn_norm(x + ffn(x))
 
-    Parts, reachable by name: ``attn`` (:class:`~minillm.attention.MultiHeadAttention`),
-    ``attn_norm`` and ``ffn_norm`` (:class:`LayerNorm` with ``eps``), ``ffn``
-    (:class:`FeedForward`, whose dropout acts on its output). ``dropout`` is applied to the
-    attention weights and to each sub-layer's output. A pre-LN stack needs a final LayerNorm
-    after its last block; that belongs to the model, not to the block.
+    ``dropout`` acts on the attention sub-layer's output (the FFN has its own). A pre-LN
+    stack needs a final norm after its last block; that belongs to the model.
 
-    ``forward(x, mask=None, need_weights=False)``: x (B, T, d_model); mask bool, **True = may
-    attend**, any shape ``MultiHeadAttention`` accepts ((T, T), (B, T, T), (B, 1, 1, T)...).
-    Returns (B, T, d_model), or ``(output, weights)`` with the attention weights
-    (B, n_heads, T, T) when ``need_weights=True``.
+    ``forward(x, *, mask=None, cache=None, need_weights=False)``: x (B, T, d_model); mask
+    and cache go to the attention layer. Returns (B, T, d_model), or ``(x, weights)``
+    with the attention weights (B, n_heads, T, S) when ``need_weights=True``.
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = True,
-        activation: str = "gelu",
-        eps: float = 1e-5,
-    ):
+    def __init__(self, attn: nn.Module, ffn: nn.Module, attn_norm: nn.Module,
+                 ffn_norm: nn.Module, *, norm_first: bool = True, dropout: float = 0.0):
         super().__init__()
-        if not isinstance(norm_first, bool):
-            raise TypeError(f"norm_first must be True (pre-LN) or False (post-LN), got {norm_first!r}")
+        check_dropout(dropout), check_type("norm_first", norm_first, bool)
+        self.attn, self.attn_norm, self.ffn, self.ffn_norm = attn, attn_norm, ffn, ffn_norm
         self.norm_first = norm_first
-        self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.attn_norm = LayerNorm(d_model, eps=eps)
-        self.ffn = FeedForward(d_model, d_ff, dropout=dropout, activation=activation)
-        self.ffn_norm = LayerNorm(d_model, eps=eps)
-        self.dropout = nn.Dropout(dropout)  # on the attention sub-layer's output
+        self.dropout = nn.Dropout(dropout)
 
     def extra_repr(self) -> str:
         return f"norm_first={self.norm_first} ({'pre-LN' if self.norm_first else 'post-LN'})"
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False):
-        weights = None
+    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None, cache=None,
+                need_weights: bool = False):
         if self.norm_first:
-            a = self.attn(self.attn_norm(x), mask, need_weights=need_weights)
-            if need_weights:
-                a, weights = a
+            a = self.attn(self.attn_norm(x), mask=mask, cache=cache, need_weights=need_weights)
+            a, weights = a if need_weights else (a, None)
             x = x + self.dropout(a)
             x = x + self.ffn(self.ffn_norm(x))
         else:
-            a = self.attn(x, mask, need_weights=need_weights)
-            if need_weights:
-                a, weights = a
+            a = self.attn(x, mask=mask, cache=cache, need_weights=need_weights)
+            a, weights = a if need_weights else (a, None)
             x = self.attn_norm(x + self.dropout(a))
             x = self.ffn_norm(x + self.ffn(x))
         return (x, weights) if need_weights else x
+
+    # %% notebooks/05_layernorm_and_blocks.ipynb, cell 47: 5.6 The Transformer block
+    @classmethod
+    def standard(cls, d_model: int, n_heads: int, d_ff: int, *, norm_first: bool = True,
+                 causal: bool = False, activation: str = "gelu", eps: float = 1e-5,
+                 bias: bool = True, dropout: float = 0.0) -> "TransformerBlock":
+        """The classic block from its sizes, with the arguments of
+        ``nn.TransformerEncoderLayer``: multi-head attention, a two-layer FFN, LayerNorms."""
+        attn = MultiHeadAttention(d_model, n_heads, bias=bias, causal=causal, dropout=dropout)
+        ffn = FeedForward(d_model, d_ff, dropout, activation, bias=bias)
+        norms = LayerNorm(d_model, eps), LayerNorm(d_model, eps)
+        return cls(attn, ffn, *norms, norm_first=norm_first, dropout=dropout)

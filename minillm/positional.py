@@ -19,19 +19,8 @@ __all__ = [
 import torch
 import torch.nn as nn
 
-
-def _check_size(value: int, name: str, even: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    if even and value % 2:
-        raise ValueError(f"{name} must be even, because the dimensions come in (sin, cos) pairs; got {value}")
-
-
-def _check_base(base: float) -> None:
-    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 1:
-        raise ValueError(f"base must be a number > 1 (the paper uses 10000), got {base!r}")
+from minillm.support import check_base, check_int, check_positioned, check_positions
+from minillm.support import check_rotary
 
 
 def _inverse_frequencies(d: int, base: float) -> torch.Tensor:
@@ -50,9 +39,9 @@ def sinusoidal_encoding(
     Returns:
         (n_positions, d_model) tensor of ``dtype`` (angles are computed in float64).
     """
-    _check_size(n_positions, "n_positions")
-    _check_size(d_model, "d_model", even=True)
-    _check_base(base)
+    check_int("n_positions", n_positions)
+    check_int("d_model", d_model, even=True)
+    check_base(base)
     positions = torch.arange(n_positions, dtype=torch.float64)
     angles = positions[:, None] * _inverse_frequencies(d_model, base)  # (n_positions, d_model/2)
     pe = torch.stack((angles.sin(), angles.cos()), dim=-1)  # (n_positions, d_model/2, 2): pair i = (sin, cos)
@@ -69,10 +58,9 @@ def sinusoidal_shift_matrix(
     rotation ``[[cos(phi), sin(phi)], [-sin(phi), cos(phi)]]`` with ``phi = offset * base**(-2i/d_model)``.
     It depends on ``offset`` only, and ``offset`` may be negative.
     """
-    if isinstance(offset, bool) or not isinstance(offset, int):
-        raise TypeError(f"offset must be an int (a number of positions), got {offset!r}")
-    _check_size(d_model, "d_model", even=True)
-    _check_base(base)
+    check_int("offset", offset, minimum=None)  # negative offsets shift backwards
+    check_int("d_model", d_model, even=True)
+    check_base(base)
     phi = offset * _inverse_frequencies(d_model, base)  # (d_model/2,)
     c, s = phi.cos(), phi.sin()
     blocks = torch.stack((torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2)  # (d_model/2, 2, 2)
@@ -80,28 +68,6 @@ def sinusoidal_shift_matrix(
 
 
 # %% notebooks/04_positional_encoding.ipynb, cell 37: Using the encoding in a model
-def _check_positions(seq_len: int, offset: int, max_positions: int) -> None:
-    """Check that positions offset .. offset + seq_len - 1 lie in the table's 0 .. max_positions - 1."""
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be an int >= 0 (the position of the first token), got {offset!r}")
-    if offset + seq_len > max_positions:
-        raise ValueError(
-            f"positions {offset} .. {offset + seq_len - 1} were requested (T = {seq_len}, offset = {offset}), "
-            f"but this module only has max_positions = {max_positions} (positions 0 .. {max_positions - 1})"
-        )
-
-
-def _check_sequence(x: torch.Tensor, width: int, width_name: str, max_positions: int, offset: int) -> int:
-    """Check x (..., T, width) and that positions offset .. offset + T - 1 exist; return T."""
-    if not isinstance(x, torch.Tensor) or x.dim() < 2:
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a tensor of shape (..., T, {width_name}), got {got}")
-    if x.shape[-1] != width:
-        raise ValueError(f"x must have {width_name} = {width} as its last dimension, got shape {tuple(x.shape)}")
-    _check_positions(x.shape[-2], offset, max_positions)
-    return x.shape[-2]
-
-
 class SinusoidalPositionalEncoding(nn.Module):
     """Adds the fixed sinusoidal encodings to a sequence: ``x + PE[offset : offset + T]``.
 
@@ -116,13 +82,13 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, max_positions: int, d_model: int, base: float = 10000.0):
         super().__init__()
-        _check_size(max_positions, "max_positions")
-        _check_size(d_model, "d_model", even=True)
+        check_int("max_positions", max_positions)
+        check_int("d_model", d_model, even=True)
         self.max_positions, self.d_model, self.base = max_positions, d_model, base
         self.register_buffer("pe", sinusoidal_encoding(max_positions, d_model, base), persistent=False)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        seq_len = _check_sequence(x, self.d_model, "d_model", self.max_positions, offset)
+        seq_len = check_positioned(x, self.d_model, "d_model", self.max_positions, offset)
         return x + self.pe[offset : offset + seq_len].to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -144,13 +110,13 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_positions: int, d_model: int):
         super().__init__()
-        _check_size(max_positions, "max_positions")
-        _check_size(d_model, "d_model")
+        check_int("max_positions", max_positions)
+        check_int("d_model", d_model)
         self.max_positions, self.d_model = max_positions, d_model
         self.embedding = nn.Embedding(max_positions, d_model)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        seq_len = _check_sequence(x, self.d_model, "d_model", self.max_positions, offset)
+        seq_len = check_positioned(x, self.d_model, "d_model", self.max_positions, offset)
         return x + self.embedding.weight[offset : offset + seq_len]
 
 
@@ -177,15 +143,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interlea
     Returns:
         x rotated, same shape and dtype as x.
     """
-    if x.dim() < 2 or x.shape[-1] % 2:
-        raise ValueError(f"x must have shape (..., T, d_head) with d_head even, got {tuple(x.shape)}")
-    if cos.shape != sin.shape:
-        raise ValueError(f"cos and sin must have the same shape, got {tuple(cos.shape)} and {tuple(sin.shape)}")
-    if cos.dim() < 2 or cos.shape[-1] != x.shape[-1] or cos.shape[-2] != x.shape[-2]:
-        raise ValueError(
-            f"cos and sin must be (T, d_head) = ({x.shape[-2]}, {x.shape[-1]}) to match x of shape "
-            f"{tuple(x.shape)}, got {tuple(cos.shape)}"
-        )
+    check_rotary(x, cos, sin)
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return x * cos + _rotate(x, interleaved) * sin
 
@@ -207,9 +165,9 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, d_head: int, max_positions: int = 2048, base: float = 10000.0, interleaved: bool = True):
         super().__init__()
-        _check_size(d_head, "d_head", even=True)
-        _check_size(max_positions, "max_positions")
-        _check_base(base)
+        check_int("d_head", d_head, even=True)
+        check_int("max_positions", max_positions)
+        check_base(base)
         self.d_head, self.max_positions, self.base, self.interleaved = d_head, max_positions, base, interleaved
         angles = torch.arange(max_positions, dtype=torch.float64)[:, None] * _inverse_frequencies(d_head, base)
         if interleaved:
@@ -221,12 +179,12 @@ class RotaryEmbedding(nn.Module):
 
     def cos_sin(self, seq_len: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """The (seq_len, d_head) cos and sin tables of positions offset .. offset + seq_len - 1."""
-        _check_size(seq_len, "seq_len")
-        _check_positions(seq_len, offset, self.max_positions)
+        check_int("seq_len", seq_len)
+        check_positions(seq_len, offset, self.max_positions)
         return self.cos[offset : offset + seq_len], self.sin[offset : offset + seq_len]
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        seq_len = _check_sequence(x, self.d_head, "d_head", self.max_positions, offset)
+        seq_len = check_positioned(x, self.d_head, "d_head", self.max_positions, offset)
         cos, sin = self.cos_sin(seq_len, offset)
         return apply_rotary(x, cos, sin, self.interleaved)
 

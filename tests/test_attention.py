@@ -165,9 +165,15 @@ def test_causal_mask_is_aligned_to_the_end_for_a_kv_cache():
     assert causal_mask(3, 3, device="cpu").device.type == "cpu"
 
 
-@pytest.mark.parametrize("args", [(0,), (3, 2), (2.0,), (True,), (3, 0)])
+@pytest.mark.parametrize("args", [(0,), (3, 2), (3, 0)])
 def test_causal_mask_errors(args):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be"):
+        causal_mask(*args)
+
+
+@pytest.mark.parametrize("args", [(2.0,), (True,)])
+def test_causal_mask_type_errors(args):
+    with pytest.raises(TypeError, match="t_q must be an int"):
         causal_mask(*args)
 
 
@@ -225,8 +231,8 @@ def test_mha_causal_mask_matches_torch():
     ours, ref = _pair(12, 3)
     x = _x(2, 6, 12)
     expected, expected_w = ref(x, x, x, attn_mask=~causal_mask(6), need_weights=True, average_attn_weights=False)
-    torch.testing.assert_close(ours(x, causal_mask(6)), expected)
-    out, weights = ours(x, causal_mask(6), need_weights=True)
+    torch.testing.assert_close(ours(x, mask=causal_mask(6)), expected)
+    out, weights = ours(x, mask=causal_mask(6), need_weights=True)
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(weights, expected_w)
     assert (weights.triu(1) == 0).all()
@@ -237,8 +243,8 @@ def test_mha_padding_mask_matches_torch_key_padding_mask():
     x = _x(3, 5, 12)
     valid = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
     expected = ref(x, x, x, key_padding_mask=valid == 0, need_weights=False)[0]
-    torch.testing.assert_close(ours(x, padding_mask(valid)), expected)
-    torch.testing.assert_close(ours(x, padding_mask(valid), need_weights=True)[0], expected)
+    torch.testing.assert_close(ours(x, mask=padding_mask(valid)), expected)
+    torch.testing.assert_close(ours(x, mask=padding_mask(valid), need_weights=True)[0], expected)
 
 
 def test_mha_per_example_mask_matches_torch():
@@ -247,11 +253,11 @@ def test_mha_per_example_mask_matches_torch():
     mask = _random_mask((2, 4, 4), seed=9)  # (B, T, S), the same for every head
     # nn.MultiheadAttention wants a 3-D mask as (B * n_heads, T, S), with True = NOT allowed
     expected = ref(x, x, x, attn_mask=~mask.repeat_interleave(2, dim=0), need_weights=False)[0]
-    torch.testing.assert_close(ours(x, mask), expected)
-    torch.testing.assert_close(ours(x, mask, need_weights=True)[0], expected)
+    torch.testing.assert_close(ours(x, mask=mask), expected)
+    torch.testing.assert_close(ours(x, mask=mask, need_weights=True)[0], expected)
     per_head = _random_mask((2, 2, 4, 4), seed=10)  # (B, n_heads, T, S)
     expected = ref(x, x, x, attn_mask=~per_head.reshape(4, 4, 4), need_weights=False)[0]
-    torch.testing.assert_close(ours(x, per_head), expected)
+    torch.testing.assert_close(ours(x, mask=per_head), expected)
 
 
 def test_mha_cross_attention_matches_torch():
@@ -274,7 +280,7 @@ def test_fast_path_agrees_with_weights_path(device, dtype):
     masks = [None, causal_mask(10, device=device), padding_mask(torch.tensor([[1] * 10, [1] * 6 + [0] * 4, [1] * 2 + [0] * 8], device=device))]
     tol = {"atol": 1e-5, "rtol": 1e-4} if dtype == torch.float32 else {}
     for mask in masks:
-        torch.testing.assert_close(mha(x, mask), mha(x, mask, need_weights=True)[0], **tol)
+        torch.testing.assert_close(mha(x, mask=mask), mha(x, mask=mask, need_weights=True)[0], **tol)
 
 
 @pytest.mark.parametrize("need_weights", [False, True])
@@ -284,7 +290,7 @@ def test_mha_fully_masked_query_is_documented_behaviour(need_weights):
     x = _x(2, 3, 8).requires_grad_()
     mask = torch.ones(2, 3, 3, dtype=torch.bool)
     mask[1, 2] = False  # query 2 of example 1 sees no key
-    result = mha(x, mask, need_weights=need_weights)
+    result = mha(x, mask=mask, need_weights=need_weights)
     out = result[0] if need_weights else result
     assert not out.isnan().any()
     torch.testing.assert_close(out[1, 2], mha.out_proj.bias)  # zero attention, then out_proj
@@ -322,13 +328,22 @@ def test_mha_parameters_and_repr():
     [
         ({"d_model": 10, "n_heads": 3}, "divisible by n_heads"),
         ({"d_model": 0, "n_heads": 1}, "positive int"),
-        ({"d_model": 8, "n_heads": 2.0}, "positive int"),
         ({"d_model": 8, "n_heads": 2, "dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"d_model": 8, "n_heads": 4, "n_kv_heads": 3}, "n_heads must be divisible by n_kv_heads"),
     ],
 )
 def test_mha_constructor_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MultiHeadAttention(**kwargs)
+    with pytest.raises(TypeError, match="n_heads must be an int, got float"):
+        MultiHeadAttention(8, 2.0)
+
+
+def test_mask_and_cache_are_keyword_only():
+    """`attn(x, mask)` would read as a mask or as a cache: both must be named."""
+    mha = MultiHeadAttention(8, 2)
+    with pytest.raises(TypeError, match="positional argument"):
+        mha(torch.randn(1, 3, 8), causal_mask(3))
 
 
 def test_mha_input_and_mask_errors():
@@ -341,14 +356,85 @@ def test_mha_input_and_mask_errors():
     with pytest.raises(TypeError, match="floating-point"):
         mha(torch.ones(2, 5, 8, dtype=torch.long))
     with pytest.raises(TypeError, match="torch.bool"):
-        mha(x, torch.ones(5, 5))
+        mha(x, mask=torch.ones(5, 5))
     with pytest.raises(ValueError, match="padding_mask"):
-        mha(x, torch.ones(2, 5, dtype=torch.bool))  # a (B, S) padding marker passed as a mask
+        mha(x, mask=torch.ones(2, 5, dtype=torch.bool))  # a (B, S) padding marker passed as a mask
     with pytest.raises(ValueError, match="does not broadcast"):
-        mha(x, torch.ones(2, 3, 5, 5, dtype=torch.bool))  # 3 heads, but the module has 2
+        mha(x, mask=torch.ones(2, 3, 5, 5, dtype=torch.bool))  # 3 heads, but the module has 2
     with pytest.raises(ValueError, match="2 to 4 dims"):
-        mha(x, torch.ones(1, 2, 2, 5, 5, dtype=torch.bool))
+        mha(x, mask=torch.ones(1, 2, 2, 5, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="batch size"):
         mha(x, context=torch.randn(3, 4, 8))
     with pytest.raises(ValueError, match="does not broadcast"):
-        mha(x, causal_mask(5), context=torch.randn(2, 4, 8))  # mask must be (T, S) = (5, 4)
+        mha(x, mask=causal_mask(5), context=torch.randn(2, 4, 8))  # mask must be (T, S) = (5, 4)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_causal_option_equals_an_explicit_causal_mask(need_weights):
+    torch.manual_seed(0)
+    causal = MultiHeadAttention(12, 3, causal=True).double()
+    plain = MultiHeadAttention(12, 3).double()
+    plain.load_state_dict(causal.state_dict())
+    x = _x(2, 7, 12)
+    got = causal(x, need_weights=need_weights)
+    expected = plain(x, mask=causal_mask(7), need_weights=need_weights)
+    for a, b in zip(got if need_weights else [got], expected if need_weights else [expected]):
+        torch.testing.assert_close(a, b)
+    # with a padding mask as well, the two masks combine
+    valid = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    torch.testing.assert_close(causal(x, mask=padding_mask(valid)),
+                               plain(x, mask=padding_mask(valid) & causal_mask(7)))
+
+
+def test_grouped_key_value_heads_equal_repeated_full_heads():
+    """n_kv_heads = 2 for 6 query heads: each key/value head serves 3 consecutive query heads,
+    which is full multi-head attention with every key/value head's weights repeated."""
+    torch.manual_seed(0)
+    gqa = MultiHeadAttention(12, 6, n_kv_heads=2, causal=True).double()
+    with torch.no_grad():
+        for p in gqa.parameters():
+            p.copy_(torch.randn_like(p))
+    full = MultiHeadAttention(12, 6, causal=True).double()
+    d_head = 2
+    with torch.no_grad():
+        full.q_proj.load_state_dict(gqa.q_proj.state_dict())
+        full.out_proj.load_state_dict(gqa.out_proj.state_dict())
+        for ours, theirs in ((full.k_proj, gqa.k_proj), (full.v_proj, gqa.v_proj)):
+            w = theirs.weight.view(2, d_head, 12).repeat_interleave(3, dim=0).reshape(12, 12)
+            ours.weight.copy_(w)
+            ours.bias.copy_(theirs.bias.view(2, d_head).repeat_interleave(3, dim=0).flatten())
+    assert gqa.k_proj.weight.shape == (4, 12)  # 2 heads x d_head 2
+    x = _x(2, 5, 12)
+    torch.testing.assert_close(gqa(x), full(x))
+    torch.testing.assert_close(gqa(x, need_weights=True)[1], full(x, need_weights=True)[1])
+
+
+def test_rotary_and_qk_norm_hooks_act_on_queries_and_keys():
+    class Scale(torch.nn.Module):  # a stand-in "norm" that records what it saw
+        def __init__(self, d):
+            super().__init__()
+            self.d, self.seen = d, []
+
+        def forward(self, t):
+            self.seen.append(tuple(t.shape))
+            return 2 * t
+
+    class Shift(torch.nn.Module):  # a stand-in rotary module: records the offsets
+        offsets: list = []
+
+        def forward(self, t, offset=0):
+            self.offsets.append(offset)
+            return t
+
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2, qk_norm=Scale, rotary=Shift()).double()
+    plain = MultiHeadAttention(8, 2).double()
+    plain.load_state_dict(mha.state_dict(), strict=False)
+    x = _x(1, 4, 8)
+    # doubling q and k multiplies every score by 4: the same as dividing sqrt(d_head) by 4
+    q, k, v = plain.project(x)
+    out, _ = scaled_dot_product_attention(4 * q, k, v)
+    expected = plain.out_proj(out.transpose(1, 2).reshape(1, 4, 8))
+    torch.testing.assert_close(mha(x), expected)
+    assert mha.q_norm.seen[-1] == (1, 2, 4, 4) and mha.k_norm.seen[-1] == (1, 2, 4, 4)
+    assert Shift.offsets[-2:] == [0, 0]

@@ -231,7 +231,7 @@ def _pair(norm_first, activation="gelu", eps=1e-5, d_model=32, n_heads=4, d_ff=6
     layer = nn.TransformerEncoderLayer(d_model, n_heads, d_ff, dropout=0.0, activation=torch_activation,
                                        layer_norm_eps=eps, batch_first=True, norm_first=norm_first)
     _perturb(layer, seed=seed)
-    block = TransformerBlock(d_model, n_heads, d_ff, norm_first=norm_first, activation=activation, eps=eps)
+    block = TransformerBlock.standard(d_model, n_heads, d_ff, norm_first=norm_first, activation=activation, eps=eps)
     _copy_from_torch(block, layer)
     return block, layer
 
@@ -261,7 +261,7 @@ def test_block_matches_torch_encoder_layer(norm_first, activation, mask_name):
     ours_mask, torch_kwargs = MASKS[mask_name]
     if torch_kwargs is None:  # a (B, T, T) mask is (B * n_heads, T, T) for PyTorch
         torch_kwargs = {"src_mask": (~ours_mask).repeat_interleave(4, dim=0)}
-    torch.testing.assert_close(block(x, ours_mask), layer(x, **torch_kwargs), atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(block(x, mask=ours_mask), layer(x, **torch_kwargs), atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("norm_first, eps", [(False, 1e-12), (True, 1e-5)], ids=["BERT-like", "GPT-2-like"])
@@ -279,7 +279,7 @@ def test_block_gradients_match_torch(norm_first):
     x1 = _tokens(B, T, 32, dtype=torch.float64).requires_grad_(True)
     x2 = x1.detach().clone().requires_grad_(True)
     w = torch.randn(B, T, 32, dtype=torch.float64)
-    (block(x1, causal_mask(T)) * w).sum().backward()
+    (block(x1, mask=causal_mask(T)) * w).sum().backward()
     (layer(x2, src_mask=~causal_mask(T)) * w).sum().backward()
     torch.testing.assert_close(x1.grad, x2.grad)
     pairs = [
@@ -303,7 +303,7 @@ def test_block_matches_torch_fast_path_in_inference():
 
 def test_block_parts_have_stable_names():
     """Chapters 6 and 7 load BERT and GPT-2 weights by these names."""
-    names = list(TransformerBlock(16, 2, 32).state_dict())
+    names = list(TransformerBlock.standard(16, 2, 32).state_dict())
     assert names == [
         "attn.q_proj.weight", "attn.q_proj.bias", "attn.k_proj.weight", "attn.k_proj.bias",
         "attn.v_proj.weight", "attn.v_proj.bias", "attn.out_proj.weight", "attn.out_proj.bias",
@@ -314,7 +314,7 @@ def test_block_parts_have_stable_names():
 
 
 def test_block_parameter_count_matches_torch_and_gpt2_block():
-    block = TransformerBlock(768, 12, 3072)
+    block = TransformerBlock.standard(768, 12, 3072)
     torch_layer = nn.TransformerEncoderLayer(768, 12, 3072, batch_first=True)
     n = sum(p.numel() for p in block.parameters())
     assert n == sum(p.numel() for p in torch_layer.parameters()) == 7_087_872
@@ -324,57 +324,57 @@ def test_block_need_weights():
     block, _ = _pair(True)
     x = _tokens(B, T, 32)
     mask = causal_mask(T) & padding_mask(VALID)
-    out, weights = block(x, mask, need_weights=True)
+    out, weights = block(x, mask=mask, need_weights=True)
     assert weights.shape == (B, 4, T, T)
-    torch.testing.assert_close(out, block(x, mask), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out, block(x, mask=mask), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(weights.sum(-1), torch.ones(B, 4, T))
     assert (weights.masked_select(~mask.expand(B, 4, T, T)) == 0).all()
 
 
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_causal_block_ignores_the_future(norm_first):
-    block = _perturb(TransformerBlock(16, 2, 32, norm_first=norm_first))
+    block = _perturb(TransformerBlock.standard(16, 2, 32, norm_first=norm_first))
     x = _tokens(2, 8, 16)
     y = x.clone()
     y[:, 5:] = torch.randn(2, 3, 16)
-    torch.testing.assert_close(block(x, causal_mask(8))[:, :5], block(y, causal_mask(8))[:, :5])
+    torch.testing.assert_close(block(x, mask=causal_mask(8))[:, :5], block(y, mask=causal_mask(8))[:, :5])
     assert not torch.allclose(block(x)[:, :5], block(y)[:, :5])
 
 
 def test_block_dropout_acts_in_training_only():
-    block = _perturb(TransformerBlock(16, 2, 32, dropout=0.3))
+    block = _perturb(TransformerBlock.standard(16, 2, 32, dropout=0.3))
     x = _tokens(2, 8, 16)
     block.train()
     assert not torch.equal(block(x), block(x))
     block.eval()
-    reference = TransformerBlock(16, 2, 32, dropout=0.0).eval()
+    reference = TransformerBlock.standard(16, 2, 32, dropout=0.0).eval()
     reference.load_state_dict(block.state_dict())
     torch.testing.assert_close(block(x), reference(x))
 
 
 def test_block_orders_differ():
-    pre = _perturb(TransformerBlock(16, 2, 32, norm_first=True))
-    post = TransformerBlock(16, 2, 32, norm_first=False)
+    pre = _perturb(TransformerBlock.standard(16, 2, 32, norm_first=True))
+    post = TransformerBlock.standard(16, 2, 32, norm_first=False)
     post.load_state_dict(pre.state_dict())
     x = _tokens(2, 8, 16)
     assert not torch.allclose(pre(x), post(x), atol=1e-3)
     # post-LN output is the ffn_norm's output: per-token statistics fixed by its gain and bias
-    plain = TransformerBlock(16, 2, 32, norm_first=False)
+    plain = TransformerBlock.standard(16, 2, 32, norm_first=False)
     out = plain(x)
     torch.testing.assert_close(out.mean(-1), torch.zeros(2, 8), atol=1e-5, rtol=0)
 
 
 def test_block_rejects_bad_arguments():
     with pytest.raises(TypeError, match="norm_first"):
-        TransformerBlock(16, 2, 32, norm_first="pre")
+        TransformerBlock.standard(16, 2, 32, norm_first="pre")
     with pytest.raises(ValueError, match="divisible"):
-        TransformerBlock(16, 3, 32)
+        TransformerBlock.standard(16, 3, 32)
     with pytest.raises(ValueError, match="activation"):
-        TransformerBlock(16, 2, 32, activation="tanh")
+        TransformerBlock.standard(16, 2, 32, activation="tanh")
     with pytest.raises(ValueError, match="eps"):
-        TransformerBlock(16, 2, 32, eps=0)
-    block = TransformerBlock(16, 2, 32)
+        TransformerBlock.standard(16, 2, 32, eps=0)
+    block = TransformerBlock.standard(16, 2, 32)
     with pytest.raises(ValueError, match="d_model=16"):
         block(torch.randn(2, 5, 12))
     with pytest.raises(TypeError, match="bool"):
-        block(torch.randn(2, 5, 16), torch.ones(5, 5))
+        block(torch.randn(2, 5, 16), mask=torch.ones(5, 5))
