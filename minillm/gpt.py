@@ -30,7 +30,7 @@ from minillm.positional import LearnedPositionalEmbedding, RotaryEmbedding
 from minillm.positional import SinusoidalPositionalEncoding
 from minillm.support import add_to_class, check_cache_update, check_choice, check_config
 from minillm.support import check_generation, check_int, check_logits, check_number
-from minillm.support import check_same_shape, check_sampling, check_token_ids
+from minillm.support import check_same_shape, check_sampling, check_token_ids, check_type
 
 POSITIONAL = ("learned", "sinusoidal", "rotary", "none")
 
@@ -481,7 +481,7 @@ def generate(
         (B, T + max_new_tokens) ids, the prompt followed by the new tokens (and the logits
         if asked). The model runs in eval mode (no dropout), restored afterwards.
     """
-    check_sampling(temperature, top_k, top_p)
+    check_type("model", model, GPT), check_sampling(temperature, top_k, top_p)
     block_size = model.config.block_size
     check_generation(idx, max_new_tokens, model.config.vocab_size, block_size, crop)
     was_training = model.training

@@ -143,8 +143,8 @@ def check_token_ids(name: str, ids, vocab_size: int, *, dims: int = 2,
     if max_len is not None and past + ids.shape[-1] > max_len:
         where = f" after {past} cached positions" if past else ""
         raise ValueError(
-            f"sequence too long: {ids.shape[-1]} tokens{where} exceed the context length "
-            f"{max_len}; crop the input to its last {max_len - past} tokens")
+            f"sequence too long: {ids.shape[-1]} tokens{where} exceed block_size = {max_len}, "
+            f"the model's context length; crop the input to its last {max_len - past} tokens")
     if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
         bad = ids[(ids < 0) | (ids >= vocab_size)][0]
         raise ValueError(

@@ -13,12 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minillm.attention import causal_mask
+from minillm.attention import MultiHeadAttention, causal_mask
 from minillm.gpt import (
     GPT,
-    CausalSelfAttention,
     GPTConfig,
     KVCache,
+    LayerCache,
     generate,
     sample_next,
     top_k_filter,
@@ -102,12 +102,16 @@ def test_embeddings_are_tied():
     (dict(dropout=1.0), "dropout"),
     (dict(activation="gelu_new"), "activation"),
     (dict(n_layers=0), "n_layers"),
-    (dict(vocab_size=10.0), "vocab_size"),
     (dict(eps=0.0), "eps"),
+    (dict(positional="alibi"), "positional must be one of"),
 ])
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GPTConfig(**{**dict(vocab_size=10, block_size=8, n_layers=1, n_heads=2, d_model=8), **kwargs})
+    with pytest.raises(TypeError, match="vocab_size must be an int, got float"):
+        GPTConfig(vocab_size=10.0)
+    with pytest.raises(Exception, match="cannot assign"):
+        GPTConfig().vocab_size = 3  # frozen
 
 
 def test_unknown_gpt2_size():
@@ -162,8 +166,12 @@ def test_future_tokens_do_not_change_the_past(position):
     assert not torch.allclose(a[:, position], b[:, position])
 
 
+def test_forward_type_error():
+    with pytest.raises(TypeError, match="torch.long"):
+        model()(torch.zeros(2, 5))
+
+
 @pytest.mark.parametrize("bad, message", [
-    (torch.zeros(2, 5), "torch.long"),
     (torch.zeros(5, dtype=torch.long), r"\(B, T\)"),
     (torch.zeros(1, 0, dtype=torch.long), "at least one token"),
     (torch.zeros(1, 25, dtype=torch.long), "block_size = 24"),
@@ -194,7 +202,7 @@ def test_dropout_is_active_only_in_training():
 def test_causal_self_attention_matches_nn_multiheadattention(T):
     torch.manual_seed(T)
     d_model, n_heads = 24, 3
-    ours = CausalSelfAttention(d_model, n_heads).eval()
+    ours = MultiHeadAttention(d_model, n_heads, causal=True).eval()
     with torch.no_grad():
         for p in ours.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -352,15 +360,16 @@ def test_fixed_seed_reproduces():
     (dict(temperature=0.0), "temperature must be a finite number > 0"),
     (dict(temperature=-1.0), "greedy=True"),
     (dict(temperature=float("nan")), "temperature"),
-    (dict(top_p=0.0), r"top_p must be a number in \(0, 1\]"),
+    (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
     (dict(top_p=1.5), r"\(0, 1\]"),
     (dict(top_p=-0.2), "top_p"),
     (dict(top_k=0), "top_k must be a positive int"),
-    (dict(top_k=2.5), "top_k"),
 ])
 def test_sampling_argument_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _lm().generate(torch.zeros(1, 3, dtype=torch.long), 5, **kwargs)
+    with pytest.raises(TypeError, match="top_k must be an int"):
+        _lm().generate(torch.zeros(1, 3, dtype=torch.long), 5, top_k=2.5)
 
 
 def test_prompt_longer_than_block_size_needs_a_cropping_policy():
@@ -385,7 +394,7 @@ def test_generate_restores_training_mode_and_checks_arguments():
     with pytest.raises(ValueError, match="max_new_tokens"):
         m.generate(torch.zeros(1, 2, dtype=torch.long), -1)
     assert m.generate(torch.zeros(1, 2, dtype=torch.long), 0).shape == (1, 2)
-    with pytest.raises(TypeError, match="minillm GPT"):
+    with pytest.raises(TypeError, match="model must be a GPT"):
         generate(nn.Linear(2, 2), torch.zeros(1, 2, dtype=torch.long), 3)
 
 
@@ -416,15 +425,15 @@ def test_cache_in_chunks_equals_one_forward_pass():
 
 def test_cache_weights_path_matches_fast_path():
     torch.manual_seed(0)
-    attn = CausalSelfAttention(16, 2).eval()
+    attn = MultiHeadAttention(16, 2, causal=True).eval()
     x = torch.randn(1, 9, 16)
-    c1, c2 = KVCache(1, 16), KVCache(1, 16)
+    c1, c2 = LayerCache(16), LayerCache(16)
     with torch.no_grad():
         for c in (c1, c2):
-            attn(x[:, :5], c)
-            c.advance(5)  # GPT.forward does this after its last layer
-        fast = attn(x[:, 5:], c1)
-        slow, weights = attn(x[:, 5:], c2, need_weights=True)
+            attn(x[:, :5], cache=c)
+            assert c.length == 5
+        fast = attn(x[:, 5:], cache=c1)
+        slow, weights = attn(x[:, 5:], cache=c2, need_weights=True)
     assert weights.shape == (1, 2, 4, 9)
     assert torch.allclose(fast, slow, atol=1e-6)
     assert torch.allclose(fast, attn(x)[:, 5:], atol=1e-6)
@@ -444,6 +453,11 @@ def test_cache_errors():
     assert cache.length == 1
     with pytest.raises(ValueError, match="max_len"):
         KVCache(2, 0)
+    with pytest.raises(ValueError, match="reset"):
+        keys = torch.zeros(1, 2, 3, 4)
+        layer = LayerCache(8)
+        layer.update(keys, keys)
+        layer.update(keys.double(), keys.double())  # another dtype without a reset
 
 
 # --- training -----------------------------------------------------------------------------
@@ -478,3 +492,79 @@ def test_benchmark_script_runs(root, data_dir):
         capture_output=True, text=True, check=True, cwd=root,
     ).stdout
     assert "throughput ratio minillm / transformers" in out and out.count("tokens/s") == 2
+
+
+# --- the model is composed of the core's parts ---------------------------------------------
+
+def test_gpt_is_composed_of_the_core_parts_without_replacement():
+    from minillm.layers import FeedForward, LayerNorm, TransformerBlock
+    from minillm.positional import LearnedPositionalEmbedding, RotaryEmbedding
+
+    m = GPT(GPTConfig(vocab_size=11, block_size=8, n_layers=2, n_heads=2, d_model=8, bias=False))
+    block = m.blocks[0]
+    assert type(block) is TransformerBlock and block.norm_first
+    assert type(block.attn) is MultiHeadAttention and block.attn.causal
+    assert type(block.ffn) is FeedForward and block.ffn.fc1.bias is None and block.ffn.fc2.bias is None
+    assert type(block.attn_norm) is LayerNorm and block.attn.q_proj.bias is None
+    assert isinstance(m.wpe, LearnedPositionalEmbedding) and block.attn.rotary is None
+    rope = GPT(GPTConfig(vocab_size=11, block_size=8, n_layers=2, n_heads=2, d_model=8,
+                         positional="rotary"))
+    assert rope.wpe is None and isinstance(rope.blocks[0].attn.rotary, RotaryEmbedding)
+    assert rope.blocks[0].attn.rotary is rope.blocks[1].attn.rotary  # one shared table
+    biases = 2 * (4 * 8 + 32 + 8)  # per block: q, k, v, out and fc1 (d_ff = 32), fc2
+    assert rope.num_parameters() == rope.config.num_parameters() == m.num_parameters() - 8 * 8 + biases
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "rotary", "none"])
+def test_every_positional_scheme_trains_generates_and_caches(positional):
+    """One line switches the scheme; the KV cache gives the same tokens and logits as a full
+    recomputation for each scheme (for RoPE: queries and keys rotated at the right offset)."""
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=23, block_size=32, n_layers=2, n_heads=2, d_model=16,
+                       positional=positional)
+    m = GPT(config)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    idx = torch.randint(23, (2, 12))
+    logits, loss = m(idx, idx)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in m.parameters())
+    prompt = idx[:, :5]
+    cached, cached_logits = m.generate(prompt, 20, greedy=True, use_cache=True, return_logits=True)
+    plain, plain_logits = m.generate(prompt, 20, greedy=True, use_cache=False, return_logits=True)
+    assert torch.equal(cached, plain)
+    torch.testing.assert_close(cached_logits, plain_logits, atol=1e-5, rtol=1e-4)
+    # chunked prefill with the cache equals one full pass
+    with torch.no_grad():
+        m.eval()
+        cache = m.new_cache()
+        parts = [m(idx[:, a:b], cache=cache)[0] for a, b in [(0, 4), (4, 9), (9, 12)]]
+        torch.testing.assert_close(torch.cat(parts, dim=1), m(idx)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_rotary_gpt_scores_depend_on_offsets_only():
+    """The rotary table of a GPT rotates queries and keys so that shifting every position by
+    the same amount (as a KV cache's offset does) leaves the attention scores unchanged."""
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=13, block_size=32, n_layers=2, n_heads=2, d_model=16,
+                      positional="rotary"))
+    rope = m.blocks[0].attn.rotary
+    q, k = torch.randn(1, 2, 10, 8), torch.randn(1, 2, 10, 8)
+    s0 = rope(q) @ rope(k).transpose(-1, -2)
+    s5 = rope(q, offset=5) @ rope(k, offset=5).transpose(-1, -2)
+    torch.testing.assert_close(s0, s5, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(rope(q), rope(q, offset=5))
+
+
+def test_hidden_states_is_the_one_trunk():
+    torch.manual_seed(0)
+    m = model()
+    idx = torch.randint(TINY.vocab_size, (2, 7))
+    with torch.no_grad():
+        h = m.hidden_states(idx)
+        torch.testing.assert_close(m(idx)[0], m.lm_head(h))
+        h2, maps = m.hidden_states(idx, need_weights=True)
+    torch.testing.assert_close(h, h2, atol=1e-6, rtol=1e-5)
+    assert maps.shape == (TINY.n_layers, 2, TINY.n_heads, 7, 7)
+    torch.testing.assert_close(m.attention_maps(idx), maps)
