@@ -29,6 +29,7 @@ from minillm.layers import ACTIVATIONS, FeedForward, LayerNorm, TransformerBlock
 from minillm.positional import LearnedPositionalEmbedding, RotaryEmbedding
 from minillm.positional import SinusoidalPositionalEncoding
 from minillm.support import add_to_class, check_cache_update, check_choice, check_config
+from minillm.support import copy_checked
 from minillm.support import check_generation, check_int, check_logits, check_number
 from minillm.support import check_same_shape, check_sampling, check_token_ids, check_type
 
@@ -226,19 +227,19 @@ class GPT(nn.Module):
         """An empty :class:`KVCache` for this model (section 7.6)."""
         return KVCache(self.config.n_layers, self.config.block_size)
 
-    # %% notebooks/07_gpt.ipynb, cell 32: 7.3 Matching GPT-2 number for number
+    # %% notebooks/07_gpt.ipynb, cell 36: 7.3 Matching GPT-2 number for number
     @classmethod
     def from_hf(cls, hf_model) -> "GPT":
         """A GPT with the weights of a ``transformers`` ``GPT2LMHeadModel`` (:func:`gpt_from_hf`)."""
         return gpt_from_hf(hf_model)
 
-    # %% notebooks/07_gpt.ipynb, cell 32: 7.3 Matching GPT-2 number for number
+    # %% notebooks/07_gpt.ipynb, cell 36: 7.3 Matching GPT-2 number for number
     @classmethod
     def from_pretrained(cls, name: str = "gpt2", **hf_kwargs) -> "GPT":
         """A released GPT-2, downloaded or from the local cache (:func:`load_pretrained_gpt2`)."""
         return load_pretrained_gpt2(name, **hf_kwargs)
 
-    # %% notebooks/07_gpt.ipynb, cell 62: 7.5 Sampling: from logits to text
+    # %% notebooks/07_gpt.ipynb, cell 66: 7.5 Sampling: from logits to text
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
                  **kwargs):
@@ -296,11 +297,13 @@ class KVCache:
 
 
 # %% notebooks/07_gpt.ipynb, cell 31: 7.3 Matching GPT-2 number for number
-_HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
+_HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu",
+                   "relu": "relu"}  # Hugging Face's names for our activations
 
 
 def _hf_config_to_gpt(hf_config) -> GPTConfig:
-    """The GPTConfig of a ``transformers`` ``GPT2Config``; ValueError for features this GPT lacks."""
+    """The GPTConfig of a ``transformers`` ``GPT2Config``; ValueError for features that
+    this GPT lacks."""
     unsupported = [
         ("add_cross_attention", False, "cross-attention layers"),
         ("scale_attn_by_inverse_layer_idx", False, "attention scores scaled by 1/layer"),
@@ -309,90 +312,93 @@ def _hf_config_to_gpt(hf_config) -> GPTConfig:
     ]
     for attr, expected, what in unsupported:
         if getattr(hf_config, attr, expected) != expected:
-            raise ValueError(f"cannot convert a GPT-2 with {attr}={getattr(hf_config, attr)!r} ({what}); "
-                             f"minillm's GPT needs {attr}={expected!r}")
-    act = hf_config.activation_function
-    if act not in _HF_ACTIVATIONS:
-        raise ValueError(f"unsupported activation_function {act!r}; expected one of {sorted(_HF_ACTIVATIONS)}")
+            raise ValueError(f"cannot convert a GPT-2 with {attr}="
+                             f"{getattr(hf_config, attr)!r} ({what}); minillm's GPT needs "
+                             f"{attr}={expected!r}")
+    check_choice("activation_function", hf_config.activation_function, _HF_ACTIVATIONS)
+    c = hf_config
     return GPTConfig(
-        vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions, n_layers=hf_config.n_layer,
-        n_heads=hf_config.n_head, d_model=hf_config.n_embd, d_ff=hf_config.n_inner or 4 * hf_config.n_embd,
-        dropout=hf_config.resid_pdrop, bias=True, eps=hf_config.layer_norm_epsilon, activation=_HF_ACTIVATIONS[act],
+        vocab_size=c.vocab_size, block_size=c.n_positions, n_layers=c.n_layer,
+        n_heads=c.n_head, d_model=c.n_embd, d_ff=c.n_inner or 4 * c.n_embd,
+        dropout=c.resid_pdrop, bias=True, eps=c.layer_norm_epsilon,
+        activation=_HF_ACTIVATIONS[c.activation_function],
     )
 
 
+# %% notebooks/07_gpt.ipynb, cell 33: 7.3 Matching GPT-2 number for number
 def gpt_from_hf(hf_model) -> GPT:
     """Convert a ``transformers.GPT2LMHeadModel`` into a :class:`GPT` with the same weights.
 
-    GPT-2's ``Conv1D`` layers store weights as (in_features, out_features): each one is transposed
-    into ``nn.Linear``'s (out, in), and ``c_attn`` (d_model, 3 d_model) is split into the query, key
-    and value projections. The model is returned in the training mode of ``hf_model``. (Dropout
-    probabilities: GPT has one, taken from ``resid_pdrop``.)
+    GPT-2's ``Conv1D`` layers store weights as (in_features, out_features): each is
+    transposed into ``nn.Linear``'s (out, in), and ``c_attn`` (d_model, 3 d_model) is split
+    into the query, key and value projections. The model is returned in the training mode
+    of ``hf_model``; its dropout probability is GPT-2's ``resid_pdrop``.
     """
-    hf_config = getattr(hf_model, "config", None)
-    if getattr(hf_config, "model_type", None) != "gpt2" or not hasattr(hf_model, "transformer"):
+    if getattr(getattr(hf_model, "config", None), "model_type", None) != "gpt2":
         raise TypeError(f"expected a transformers GPT2LMHeadModel, got {type(hf_model).__name__}")
-    model = GPT(_hf_config_to_gpt(hf_config))
+    model = GPT(_hf_config_to_gpt(hf_model.config))
     sd = {k: v.detach() for k, v in hf_model.state_dict().items()}
     d = model.config.d_model
-
-    def copy(dst: torch.Tensor, src: torch.Tensor, name: str) -> None:
-        if dst.shape != src.shape:
-            raise ValueError(f"shape mismatch for {name}: GPT expects {tuple(dst.shape)}, the checkpoint has {tuple(src.shape)}")
-        dst.copy_(src)
-
     with torch.no_grad():
-        copy(model.wte.weight, sd["transformer.wte.weight"], "wte")
-        copy(model.wpe.embedding.weight, sd["transformer.wpe.weight"], "wpe")
+        copy_checked(model.wte.weight, sd["transformer.wte.weight"], "wte")
+        copy_checked(model.wpe.embedding.weight, sd["transformer.wpe.weight"], "wpe")
         for i, block in enumerate(model.blocks):
             p = f"transformer.h.{i}."
             for ours, theirs in ((block.attn_norm, "ln_1"), (block.ffn_norm, "ln_2")):
-                copy(ours.weight, sd[p + theirs + ".weight"], p + theirs)
-                copy(ours.bias, sd[p + theirs + ".bias"], p + theirs)
+                copy_checked(ours.weight, sd[p + theirs + ".weight"], p + theirs)
+                copy_checked(ours.bias, sd[p + theirs + ".bias"], p + theirs)
             w_qkv = sd[p + "attn.c_attn.weight"].t()  # Conv1D (d, 3d) -> Linear (3d, d)
+            copy_checked(torch.empty(3 * d, d), w_qkv, p + "attn.c_attn")  # shape only
             b_qkv = sd[p + "attn.c_attn.bias"]
-            if w_qkv.shape != (3 * d, d):
-                raise ValueError(f"{p}attn.c_attn.weight has shape {tuple(w_qkv.t().shape)}, expected ({d}, {3 * d})")
-            for proj, w, b in zip((block.attn.q_proj, block.attn.k_proj, block.attn.v_proj), w_qkv.split(d), b_qkv.split(d)):
-                copy(proj.weight, w, p + "attn.c_attn")
-                copy(proj.bias, b, p + "attn.c_attn")
-            for ours, theirs in ((block.attn.out_proj, "attn.c_proj"), (block.ffn.fc1, "mlp.c_fc"), (block.ffn.fc2, "mlp.c_proj")):
-                copy(ours.weight, sd[p + theirs + ".weight"].t(), p + theirs)  # transposed, square or not
-                copy(ours.bias, sd[p + theirs + ".bias"], p + theirs)
-        copy(model.ln_f.weight, sd["transformer.ln_f.weight"], "ln_f")
-        copy(model.ln_f.bias, sd["transformer.ln_f.bias"], "ln_f")
+            qkv = (block.attn.q_proj, block.attn.k_proj, block.attn.v_proj)
+            for proj, w, b in zip(qkv, w_qkv.split(d), b_qkv.split(d)):
+                copy_checked(proj.weight, w, p + "attn.c_attn")
+                copy_checked(proj.bias, b, p + "attn.c_attn")
+            for ours, theirs in ((block.attn.out_proj, "attn.c_proj"),
+                                 (block.ffn.fc1, "mlp.c_fc"), (block.ffn.fc2, "mlp.c_proj")):
+                w = sd[p + theirs + ".weight"].t()  # transposed, square or not
+                copy_checked(ours.weight, w, p + theirs)
+                copy_checked(ours.bias, sd[p + theirs + ".bias"], p + theirs)
+        copy_checked(model.ln_f.weight, sd["transformer.ln_f.weight"], "ln_f")
+        copy_checked(model.ln_f.bias, sd["transformer.ln_f.bias"], "ln_f")
     lm_head = getattr(hf_model, "lm_head", None)
     if lm_head is not None and not torch.equal(lm_head.weight.detach(), model.wte.weight):
-        raise ValueError("the model's lm_head is not tied to its token embeddings (wte); GPT ties them")
+        raise ValueError("the model's lm_head is not tied to its token embeddings (wte); "
+                         "GPT ties them")
     return model.train(hf_model.training)
 
 
+# %% notebooks/07_gpt.ipynb, cell 35: 7.3 Matching GPT-2 number for number
 def load_pretrained_gpt2(name: str = "gpt2", **hf_kwargs) -> GPT:
-    """Load a released GPT-2 (``"gpt2"``, ``"gpt2-medium"``, ``"gpt2-large"``, ``"gpt2-xl"``, or a
-    local folder) through ``transformers`` and convert it with :func:`gpt_from_hf`, in eval mode.
+    """Load a released GPT-2 (``"gpt2"``, ``"gpt2-medium"``, ``"gpt2-large"``,
+    ``"gpt2-xl"``, or a local folder) through ``transformers`` and convert it with
+    :func:`gpt_from_hf`, in eval mode.
 
-    Needs ``transformers`` and, unless the weights are cached, a connection to the Hugging Face Hub
-    (gpt2 is about 500 MB). ``hf_kwargs`` go to ``GPT2LMHeadModel.from_pretrained`` (e.g. ``cache_dir``,
-    ``local_files_only=True``). Offline without a cached copy: an ``OSError`` that says so.
+    Needs ``transformers`` and, unless the weights are cached, a connection to the Hugging
+    Face Hub (gpt2 is about 500 MB). ``hf_kwargs`` go to ``GPT2LMHeadModel.from_pretrained``
+    (e.g. ``cache_dir``, ``local_files_only=True``). Offline without a cached copy: an
+    ``OSError`` that says so.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a model name or a folder (str), got {type(name).__name__}")
     try:
-        from transformers import GPT2LMHeadModel  # imported here: minillm does not depend on transformers
+        from transformers import GPT2LMHeadModel  # minillm does not depend on transformers
     except ImportError as err:
-        raise ImportError("GPT.from_pretrained needs Hugging Face transformers: pip install transformers") from err
+        raise ImportError("GPT.from_pretrained needs Hugging Face transformers: "
+                          "pip install transformers") from err
     try:
         hf_model = GPT2LMHeadModel.from_pretrained(name, **hf_kwargs)
     except OSError as err:
         raise OSError(
-            f"could not load the GPT-2 weights {name!r}: they are neither in the local Hugging Face cache nor "
-            f"downloadable (are you offline?). Connect to the internet (https://huggingface.co/{name}), or pass a "
-            f"folder that holds a saved GPT2LMHeadModel. The error from transformers was: {err}"
+            f"could not load the GPT-2 weights {name!r}: they are neither in the local "
+            f"Hugging Face cache nor downloadable (are you offline?). Connect to the internet "
+            f"(https://huggingface.co/{name}), or pass a folder that holds a saved "
+            f"GPT2LMHeadModel. The error from transformers was: {err}"
         ) from err
     return gpt_from_hf(hf_model).eval()
 
 
-# %% notebooks/07_gpt.ipynb, cell 55: 7.5 Sampling: from logits to text
+# %% notebooks/07_gpt.ipynb, cell 59: 7.5 Sampling: from logits to text
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k`` largest logits of each row (..., V) and set the others to -inf.
 
@@ -448,7 +454,7 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
-# %% notebooks/07_gpt.ipynb, cell 61: 7.5 Sampling: from logits to text
+# %% notebooks/07_gpt.ipynb, cell 65: 7.5 Sampling: from logits to text
 @torch.no_grad()
 def generate(
     model: GPT,

@@ -148,6 +148,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interlea
     return x * cos + _rotate(x, interleaved) * sin
 
 
+# %% notebooks/04_positional_encoding.ipynb, cell 48: 4.6 Rotary position embedding (...
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (RoPE): rotates queries or keys according to their positions.
 

@@ -20,7 +20,7 @@ __all__ = [
     "check_divisible", "check_features", "check_sequence", "check_token_ids", "check_same_shape",
     "check_qkv", "check_mask", "check_positions", "check_attention_call", "check_cache_update",
     "check_sampling", "check_attention_inputs", "check_base", "check_positioned", "check_rotary",
-    "check_logits", "check_generation", "check_config",
+    "check_logits", "check_generation", "check_config", "copy_checked",
 ]
 
 
@@ -361,3 +361,12 @@ def check_config(config, *, ints=(), choices: dict | None = None) -> None:
         check_number("eps", config.eps, low=0, low_open=True)
     for name, allowed in (choices or {}).items():
         check_choice(name, getattr(config, name), allowed)
+
+
+def copy_checked(dst, src, name: str) -> None:
+    """Copy a checkpoint tensor into a parameter, refusing a shape mismatch (a converter's
+    one guard against loading a tensor into the wrong place)."""
+    if dst.shape != src.shape:
+        raise ValueError(f"shape mismatch for {name}: the model expects {_shape(dst)}, the "
+                         f"checkpoint has {_shape(src)}")
+    dst.copy_(src)
