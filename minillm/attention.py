@@ -33,14 +33,16 @@ def scaled_dot_product_attention(
     mask: torch.Tensor | None = None,
     dropout_p: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention, written out: ``softmax(q k^T / sqrt(d_k)) v``, returning the weights too.
+    """Attention, written out: ``softmax(q k^T / sqrt(d_k)) v``, returning the weights
+    too.
 
     Args:
         q: (..., T_q, d_k) queries.
         k: (..., T_k, d_k) keys.
         v: (..., T_k, d_v) values. The leading (batch) dims of q, k, v broadcast.
-        mask: optional bool tensor broadcastable to (..., T_q, T_k), **True = may attend**
-            (the convention of ``torch.nn.functional.scaled_dot_product_attention``).
+        mask: optional bool tensor broadcastable to (..., T_q, T_k), **True = may
+            attend** (the convention of
+            ``torch.nn.functional.scaled_dot_product_attention``).
         dropout_p: probability of zeroing each attention weight, applied whenever it is
             > 0 (like the torch function): pass 0.0 at evaluation time.
 
@@ -53,8 +55,11 @@ def scaled_dot_product_attention(
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
     if mask is not None:
-        has_key = mask.any(dim=-1, keepdim=True)  # (..., T_q, 1): does the row keep a key?
-        # -inf gives a masked key a weight of exactly 0; a row with no key left gets finite
+        has_key = mask.any(
+            dim=-1, keepdim=True
+        )  # (..., T_q, 1): does the row keep a key?
+        # -inf gives a masked key a weight of exactly 0; a row with no key left gets
+        # finite
         # scores here (softmax of all -inf would be NaN) and zero weights below.
         scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~has_key, 0.0)
     weights = torch.softmax(scores, dim=-1)
@@ -66,18 +71,21 @@ def scaled_dot_product_attention(
 
 
 # %% notebooks/03_attention.ipynb, cell 28: 3.4 Masks: who may attend to whom
-def causal_mask(t_q: int, t_k: int | None = None,
-                device: torch.device | str | None = None) -> torch.Tensor:
+def causal_mask(
+    t_q: int, t_k: int | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
     """The (t_q, t_k) bool mask that lets each query see itself and the past.
 
-    True on and below the diagonal. With ``t_k > t_q`` (the queries are the *last* t_q of
-    t_k positions, as with a KV cache) the diagonal is aligned to the end: query i sits
-    at position ``t_k - t_q + i``.
+    True on and below the diagonal. With ``t_k > t_q`` (the queries are the *last* t_q
+    of t_k positions, as with a KV cache) the diagonal is aligned to the end: query i
+    sits at position ``t_k - t_q + i``.
     """
     t_k = t_q if t_k is None else t_k
     check_int("t_q", t_q)
     check_int("t_k", t_k, minimum=t_q)
-    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
+    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(
+        diagonal=t_k - t_q
+    )
 
 
 def padding_mask(valid: torch.Tensor) -> torch.Tensor:
@@ -93,8 +101,10 @@ def padding_mask(valid: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"valid must be a (B, T_k) tensor, got {got}")
     if valid.dtype != torch.bool:
         if valid.is_floating_point() or not ((valid == 0) | (valid == 1)).all():
-            raise ValueError("valid must be bool or hold only 0 and 1 (1 = real token), "
-                             f"got dtype {valid.dtype}")
+            raise ValueError(
+                "valid must be bool or hold only 0 and 1 (1 = real token), "
+                f"got dtype {valid.dtype}"
+            )
         valid = valid == 1
     return valid[:, None, None, :]
 
@@ -113,29 +123,48 @@ class MultiHeadAttention(nn.Module):
             (chapter 4's :class:`~minillm.positional.RotaryEmbedding`).
         n_kv_heads: fewer key/value heads than query heads, each shared by a group of
             query heads (grouped-query attention, chapter 10). Default: ``n_heads``.
-        qk_norm: a function ``d_head -> module`` that builds a norm applied to each head's
-            queries and keys (Qwen3, chapter 10).
+        qk_norm: a function ``d_head -> module`` that builds a norm applied to each
+            head's queries and keys (Qwen3, chapter 10).
         d_head: default ``d_model // n_heads``. bias: biases of the four projections.
 
     ``forward(x, *, context=None, mask=None, cache=None, need_weights=False)``:
-        x (B, T, d_model). context: optional (B, S, d_model) to take keys and values from
-        (cross-attention); else S = T. mask: bool, **True = may attend**, any shape that
-        broadcasts to (B, n_heads, T, S); a 2-D mask is (T, S). cache: one layer's
-        :class:`~minillm.gpt.LayerCache` (chapter 7): x then holds only the new positions.
-        Returns (B, T, d_model), or ``(out, weights)`` with weights (B, n_heads, T, S).
+        x (B, T, d_model). context: optional (B, S, d_model) to take keys and values
+        from (cross-attention); else S = T. mask: bool, **True = may attend**, any shape
+        that broadcasts to (B, n_heads, T, S); a 2-D mask is (T, S). cache: one layer's
+        :class:`~minillm.gpt.LayerCache` (chapter 7): x then holds only the new
+        positions. Returns (B, T, d_model), or ``(out, weights)`` with weights (B,
+        n_heads, T, S).
     """
 
-    def __init__(self, d_model: int, n_heads: int, *, n_kv_heads: int | None = None,
-                 d_head: int | None = None, bias: bool = True, causal: bool = False,
-                 rotary: nn.Module | None = None, qk_norm=None, dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        n_kv_heads: int | None = None,
+        d_head: int | None = None,
+        bias: bool = True,
+        causal: bool = False,
+        rotary: nn.Module | None = None,
+        qk_norm=None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
-        check_int("d_model", d_model), check_int("n_heads", n_heads), check_dropout(dropout)
+        (
+            check_int("d_model", d_model),
+            check_int("n_heads", n_heads),
+            check_dropout(dropout),
+        )
         if d_head is None:
             check_divisible("d_model", d_model, "n_heads", n_heads)
         n_kv_heads, d_head = n_kv_heads or n_heads, d_head or d_model // n_heads
         check_divisible("n_heads", n_heads, "n_kv_heads", n_kv_heads)
         self.d_model, self.n_heads, self.n_kv_heads, self.d_head = (
-            d_model, n_heads, n_kv_heads, d_head)
+            d_model,
+            n_heads,
+            n_kv_heads,
+            d_head,
+        )
         self.causal, self.dropout, self.rotary = causal, dropout, rotary
         self.q_proj = nn.Linear(d_model, n_heads * d_head, bias=bias)
         self.k_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
@@ -145,9 +174,14 @@ class MultiHeadAttention(nn.Module):
         self.k_norm = qk_norm(d_head) if qk_norm else None
 
     def extra_repr(self) -> str:
-        kv = f", n_kv_heads={self.n_kv_heads}" if self.n_kv_heads != self.n_heads else ""
-        return (f"d_model={self.d_model}, n_heads={self.n_heads}{kv}, d_head={self.d_head}, "
-                f"causal={self.causal}, dropout={self.dropout}")
+        kv = (
+            f", n_kv_heads={self.n_kv_heads}" if self.n_kv_heads != self.n_heads else ""
+        )
+        return (
+            f"d_model={self.d_model}, n_heads={self.n_heads}{kv}, "
+            f"d_head={self.d_head}, "
+            f"causal={self.causal}, dropout={self.dropout}"
+        )
 
     # %% notebooks/03_attention.ipynb, cell 42: 3.5 Multi-head attention
     def project(self, x: torch.Tensor, context: torch.Tensor | None = None):
@@ -168,18 +202,28 @@ class MultiHeadAttention(nn.Module):
         return q, k, v
 
     # %% notebooks/03_attention.ipynb, cell 44: 3.5 Multi-head attention
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               mask: torch.Tensor | None = None, need_weights: bool = False):
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ):
         """Every head's attention: (B, n_heads, T, d_head) -> same shape, and the weights
         (B, n_heads, T, S) or None. Adds the causal mask and shares key/value heads."""
         T, S = q.shape[-2], k.shape[-2]
-        if self.n_kv_heads != self.n_heads:  # each key/value head serves a group of query heads
+        if (
+            self.n_kv_heads != self.n_heads
+        ):  # each key/value head serves a group of query heads
             k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
             v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
         p = self.dropout if self.training else 0.0
         if self.causal and mask is None and not need_weights and (T == S or T == 1):
             # the fused kernel's own causal mask; one new query (T == 1) may see every key
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=T > 1), None
+            return F.scaled_dot_product_attention(
+                q, k, v, dropout_p=p, is_causal=T > 1
+            ), None
         if self.causal:
             causal = causal_mask(T, S, device=q.device)
             mask = causal if mask is None else mask & causal
@@ -189,13 +233,24 @@ class MultiHeadAttention(nn.Module):
             return F.scaled_dot_product_attention(q, k, v, dropout_p=p), None
         # as in the weights path, a query with no key left gets a zero output, not NaN
         has_key = mask.any(dim=-1, keepdim=True)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ~has_key, dropout_p=p)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask | ~has_key, dropout_p=p
+        )
         return out.masked_fill(~has_key, 0.0), None
 
     # %% notebooks/03_attention.ipynb, cell 46: 3.5 Multi-head attention
-    def forward(self, x: torch.Tensor, *, context: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, cache=None, need_weights: bool = False):
-        mask = check_attention_call(self, x, context, mask, cache)  # a (B, T, S) mask: every head
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        cache=None,
+        need_weights: bool = False,
+    ):
+        mask = check_attention_call(
+            self, x, context, mask, cache
+        )  # a (B, T, S) mask: every head
         q, k, v = self.project(x, context)
         past = 0 if cache is None else cache.length  # positions already seen (chapter 7)
         if self.rotary is not None:  # chapter 4: rotate by absolute position

@@ -24,19 +24,28 @@ import torch.nn.functional as F
 def _check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
     """Fail early, with a readable message, on token ids a bigram model cannot use."""
     if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
-        raise TypeError(f"{name} must be a torch.long tensor, got {getattr(ids, 'dtype', type(ids))}")
+        raise TypeError(
+            f"{name} must be a torch.long tensor, got "
+            f"{getattr(ids, 'dtype', type(ids))}"
+        )
     if ids.dim() != 1:
-        raise ValueError(f"{name} must be 1-D (one sequence), got shape {tuple(ids.shape)}")
+        raise ValueError(
+            f"{name} must be 1-D (one sequence), got shape {tuple(ids.shape)}"
+        )
     if len(ids) < 2:
-        raise ValueError(f"{name} needs at least 2 tokens to contain a bigram, got {len(ids)}")
+        raise ValueError(
+            f"{name} needs at least 2 tokens to contain a bigram, got {len(ids)}"
+        )
     if ids.min() < 0 or ids.max() >= vocab_size:
         raise ValueError(
-            f"{name} must lie in [0, {vocab_size}), found values from {int(ids.min())} to {int(ids.max())}"
+            f"{name} must lie in [0, {vocab_size}), found values from {int(ids.min())} "
+            f"to {int(ids.max())}"
         )
 
 
 def count_bigrams(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Count consecutive pairs: ``counts[a, b]`` = how often token ``b`` follows token ``a``.
+    """Count consecutive pairs: ``counts[a, b]`` = how often token ``b`` follows token
+    ``a``.
 
     Args:
         ids: (N,) token ids in ``[0, vocab_size)``.
@@ -45,43 +54,60 @@ def count_bigrams(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """
     _check_ids(ids, vocab_size)
     pair_index = ids[:-1] * vocab_size + ids[1:]  # one integer per pair (a, b)
-    return torch.bincount(pair_index, minlength=vocab_size * vocab_size).view(vocab_size, vocab_size)
+    return torch.bincount(pair_index, minlength=vocab_size * vocab_size).view(
+        vocab_size, vocab_size
+    )
 
 
 # %% notebooks/01_background.ipynb, cell 19: 1.3 A bigram model by counting
 def bigram_probabilities(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """Turn (V, V) bigram counts into (V, V) probabilities ``P(b | a)`` with add-``alpha`` smoothing.
+    """Turn (V, V) bigram counts into (V, V) probabilities ``P(b | a)`` with
+    add-``alpha`` smoothing.
 
-    Each row sums to 1. ``alpha = 0`` gives the maximum-likelihood estimate (rows of a token
-    never seen would be 0/0, so every token must then occur at least once before the last position).
+    Each row sums to 1. ``alpha = 0`` gives the maximum-likelihood estimate (rows of a
+    token never seen would be 0/0, so every token must then occur at least once before
+    the last position).
     """
     if counts.dim() != 2 or counts.shape[0] != counts.shape[1]:
-        raise ValueError(f"counts must be a square (V, V) matrix, got shape {tuple(counts.shape)}")
+        raise ValueError(
+            f"counts must be a square (V, V) matrix, got shape {tuple(counts.shape)}"
+        )
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     smoothed = counts.double() + alpha
     row_sums = smoothed.sum(dim=1, keepdim=True)
     if (row_sums == 0).any():
-        raise ValueError("a row of counts is all zero and alpha = 0: its probabilities are undefined")
+        raise ValueError(
+            "a row of counts is all zero and alpha = 0: its probabilities are undefined"
+        )
     return smoothed / row_sums
 
 
 def bigram_nll(probs: torch.Tensor, ids: torch.Tensor) -> float:
-    """Mean negative log-likelihood (nats per token) of the N - 1 transitions of ``ids`` under a (V, V) table."""
+    """Mean negative log-likelihood (nats per token) of the N - 1 transitions of ``ids``
+    under a (V, V) table."""
     _check_ids(ids, probs.shape[0])
     return float(-probs[ids[:-1], ids[1:]].log().mean())
 
 
 # %% notebooks/01_background.ipynb, cell 28: 1.4 Cross-entropy and perplexity
 def sample_bigram(
-    probs: torch.Tensor, start: int, n_tokens: int, generator: torch.Generator | None = None
+    probs: torch.Tensor,
+    start: int,
+    n_tokens: int,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Draw ``n_tokens`` tokens after ``start`` from a (V, V) bigram table; returns (n_tokens + 1,) ids."""
+    """Draw ``n_tokens`` tokens after ``start`` from a (V, V) bigram table; returns
+    (n_tokens + 1,) ids."""
     if not 0 <= start < probs.shape[0]:
-        raise ValueError(f"start must be a token id in [0, {probs.shape[0]}), got {start}")
+        raise ValueError(
+            f"start must be a token id in [0, {probs.shape[0]}), got {start}"
+        )
     out = [start]
     for _ in range(n_tokens):
-        out.append(int(torch.multinomial(probs[out[-1]].float(), 1, generator=generator)))
+        out.append(
+            int(torch.multinomial(probs[out[-1]].float(), 1, generator=generator))
+        )
     return torch.tensor(out, dtype=torch.long)
 
 
@@ -89,9 +115,10 @@ def sample_bigram(
 class NeuralBigram(nn.Module):
     """A bigram language model with one trainable (V, V) table of logits.
 
-    ``forward(idx, targets=None)`` takes (B, T) token ids and returns ``(logits, loss)``:
-    logits (B, T, V), where ``logits[b, t]`` scores the token after ``idx[b, t]``; the loss
-    is the mean cross-entropy against ``targets`` (B, T), or None without targets.
+    ``forward(idx, targets=None)`` takes (B, T) token ids and returns ``(logits,
+    loss)``: logits (B, T, V), where ``logits[b, t]`` scores the token after ``idx[b,
+    t]``; the loss is the mean cross-entropy against ``targets`` (B, T), or None without
+    targets.
     """
 
     def __init__(self, vocab_size: int):
@@ -108,13 +135,24 @@ class NeuralBigram(nn.Module):
         return logits, loss
 
 
-def _check_batch(idx: torch.Tensor, targets: torch.Tensor | None, vocab_size: int) -> None:
+def _check_batch(
+    idx: torch.Tensor, targets: torch.Tensor | None, vocab_size: int
+) -> None:
     if idx.dtype != torch.long or idx.dim() != 2:
-        raise ValueError(f"idx must be a (B, T) torch.long tensor, got {idx.dtype} of shape {tuple(idx.shape)}")
+        raise ValueError(
+            f"idx must be a (B, T) torch.long tensor, got {idx.dtype} of shape "
+            f"{tuple(idx.shape)}"
+        )
     if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
-        raise ValueError(f"token ids must lie in [0, {vocab_size}), got values up to {int(idx.max())}")
+        raise ValueError(
+            f"token ids must lie in [0, {vocab_size}), got values up to "
+            f"{int(idx.max())}"
+        )
     if targets is not None and targets.shape != idx.shape:
-        raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
+        raise ValueError(
+            f"targets must have the shape of idx {tuple(idx.shape)}, got "
+            f"{tuple(targets.shape)}"
+        )
 
 
 # %% notebooks/01_background.ipynb, cell 50: 1.6 Common misconception: the "GPT objec...
@@ -122,7 +160,8 @@ class EmbeddingBigram(nn.Module):
     """softmax(W · Embedding(w_t)): an embedding of the last token, then a linear layer.
 
     A function of the last token only, whatever ``d_model`` is, hence a bigram model.
-    Same ``forward(idx, targets=None) -> (logits, loss)`` convention as :class:`NeuralBigram`.
+    Same ``forward(idx, targets=None) -> (logits, loss)`` convention as
+    :class:`NeuralBigram`.
     """
 
     def __init__(self, vocab_size: int, d_model: int):
@@ -142,7 +181,8 @@ class EmbeddingBigram(nn.Module):
 
 @torch.no_grad()
 def bigram_table(model: nn.Module, vocab_size: int) -> torch.Tensor:
-    """The (V, V) table P(next | current) of any model whose prediction depends only on the last token."""
+    """The (V, V) table P(next | current) of any model whose prediction depends only on
+    the last token."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -31,20 +31,26 @@ from minillm.positional import SinusoidalPositionalEncoding
 from minillm.support import add_to_class, check_cache_update, check_choice, check_config
 from minillm.support import copy_checked
 from minillm.support import check_generation, check_int, check_logits, check_number
-from minillm.support import check_same_shape, check_sampling, check_token_ids, check_type
+from minillm.support import (
+    check_same_shape,
+    check_sampling,
+    check_token_ids,
+    check_type,
+)
 
 POSITIONAL = ("learned", "sinusoidal", "rotary", "none")
 
 
 @dataclass(frozen=True)
 class GPTConfig:
-    """Hyperparameters of a :class:`GPT`. The defaults are GPT-2 small's (124M parameters).
+    """Hyperparameters of a :class:`GPT`. The defaults are GPT-2 small's (124M
+    parameters).
 
     Attributes:
         vocab_size: number of token ids, V.
         block_size: the context length, the most tokens the model reads at once.
-        n_layers, n_heads, d_model: depth, heads per layer, width
-            (``d_head = d_model // n_heads``).
+        n_layers, n_heads, d_model: depth, heads per layer, width (``d_head = d_model //
+            n_heads``).
         d_ff: hidden width of the feed-forward networks; None means ``4 * d_model``.
         dropout: on the embeddings, the attention weights and the residual branches.
         bias: biases in the attention and feed-forward layers (GPT-2: yes).
@@ -71,9 +77,11 @@ class GPTConfig:
     def __post_init__(self):
         if self.d_ff is None:
             object.__setattr__(self, "d_ff", 4 * self.d_model)
-        check_config(self, ints=("vocab_size", "block_size", "n_layers", "n_heads", "d_model",
-                                 "d_ff"), choices={"activation": ACTIVATIONS,
-                                                   "positional": POSITIONAL})
+        check_config(
+            self,
+            ints=("vocab_size", "block_size", "n_layers", "n_heads", "d_model", "d_ff"),
+            choices={"activation": ACTIVATIONS, "positional": POSITIONAL},
+        )
 
     @property
     def d_head(self) -> int:
@@ -83,17 +91,31 @@ class GPTConfig:
     @classmethod
     def gpt2(cls, name: str = "gpt2", **overrides) -> "GPTConfig":
         """The configuration of a released GPT-2: ``"gpt2"`` (124M), ``"gpt2-medium"``
-        (355M), ``"gpt2-large"`` (774M) or ``"gpt2-xl"`` (1558M); keywords override fields."""
-        sizes = {"gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024),
-                 "gpt2-large": (36, 20, 1280), "gpt2-xl": (48, 25, 1600)}
+        (355M), ``"gpt2-large"`` (774M) or ``"gpt2-xl"`` (1558M); keywords override
+        fields."""
+        sizes = {
+            "gpt2": (12, 12, 768),
+            "gpt2-medium": (24, 16, 1024),
+            "gpt2-large": (36, 20, 1280),
+            "gpt2-xl": (48, 25, 1600),
+        }
         check_choice("name", name, sizes)
         n_layers, n_heads, d_model = sizes[name]
-        return cls(**{"vocab_size": 50257, "block_size": 1024, "n_layers": n_layers,
-                      "n_heads": n_heads, "d_model": d_model, **overrides})
+        return cls(
+            **{
+                "vocab_size": 50257,
+                "block_size": 1024,
+                "n_layers": n_layers,
+                "n_heads": n_heads,
+                "d_model": d_model,
+                **overrides,
+            }
+        )
 
     # %% notebooks/07_gpt.ipynb, cell 11: 7.2 The model
     def num_parameters(self, include_positions: bool = True) -> int:
-        """The parameter count of ``GPT(self)``, in closed form (tied weights counted once)."""
+        """The parameter count of ``GPT(self)``, in closed form (tied weights counted
+        once)."""
         d, f = self.d_model, self.d_ff
         attn = 4 * d * d + (4 * d if self.bias else 0)  # q, k, v and out projections
         ffn = 2 * d * f + (f + d if self.bias else 0)  # fc1 and fc2, with their biases
@@ -104,11 +126,15 @@ class GPTConfig:
 
 
 # %% notebooks/07_gpt.ipynb, cell 13: The block: chosen, not written
-def gpt_block(config: GPTConfig, rotary: RotaryEmbedding | None = None) -> TransformerBlock:
-    """A GPT-2 block, chosen from chapter 5's parts: pre-LN, causal attention, an MLP."""
+def gpt_block(
+    config: GPTConfig, rotary: RotaryEmbedding | None = None
+) -> TransformerBlock:
+    """A GPT-2 block, chosen from chapter 5's parts: pre-LN, causal attention, an
+    MLP."""
     d, p = config.d_model, config.dropout
-    attn = MultiHeadAttention(d, config.n_heads, bias=config.bias, causal=True,
-                              rotary=rotary, dropout=p)
+    attn = MultiHeadAttention(
+        d, config.n_heads, bias=config.bias, causal=True, rotary=rotary, dropout=p
+    )
     ffn = FeedForward(d, config.d_ff, p, config.activation, bias=config.bias)
     norms = LayerNorm(d, config.eps), LayerNorm(d, config.eps)
     return TransformerBlock(attn, ffn, *norms, norm_first=True, dropout=p)
@@ -131,7 +157,8 @@ class GPT(nn.Module):
         idx: (B, T) token ids, ``T <= block_size``.
         targets: optional (B, T) ids of the next tokens (``idx`` shifted left by one);
             positions whose target is -100 are ignored.
-        cache: optional :class:`KVCache` (section 7.6): ``idx`` holds only new positions.
+        cache: optional :class:`KVCache` (section 7.6): ``idx`` holds only new
+            positions.
         Returns logits (B, T, vocab_size), one next-token distribution per position, and
         the mean cross-entropy over the positions (a scalar), or None without targets.
     """
@@ -145,10 +172,14 @@ class GPT(nn.Module):
         if config.positional == "rotary":  # one table of angles, shared by every layer
             rotary = RotaryEmbedding(config.d_head, config.block_size, config.rope_base)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(gpt_block(config, rotary) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(
+            gpt_block(config, rotary) for _ in range(config.n_layers)
+        )
         self.ln_f = LayerNorm(config.d_model, eps=config.eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # tied: one (V, d_model) matrix, used twice
+        self.lm_head.weight = (
+            self.wte.weight
+        )  # tied: one (V, d_model) matrix, used twice
         self.reset_parameters()
 
     # %% notebooks/07_gpt.ipynb, cell 17: The model
@@ -158,8 +189,8 @@ class GPT(nn.Module):
 
     # %% notebooks/07_gpt.ipynb, cell 17: The model
     def reset_parameters(self) -> None:
-        """GPT-2's initialisation: N(0, 0.02) weights, zero biases, LayerNorms at (1, 0), and
-        N(0, 0.02 / sqrt(2 * n_layers)) for the residual projections."""
+        """GPT-2's initialisation: N(0, 0.02) weights, zero biases, LayerNorms at (1, 0),
+        and N(0, 0.02 / sqrt(2 * n_layers)) for the residual projections."""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
@@ -167,28 +198,36 @@ class GPT(nn.Module):
                 nn.init.zeros_(module.bias)
             if isinstance(module, LayerNorm):
                 nn.init.ones_(module.weight), nn.init.zeros_(module.bias)
-        # 2 * n_layers branches add to the residual stream; scaling each by 1/sqrt(2 * n_layers)
+        # 2 * n_layers branches add to the residual stream; scaling each by 1/sqrt(2 *
+        # n_layers)
         # keeps the variance of their sum at initialisation independent of the depth.
         for proj in self.residual_projections():
-            nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layers))
+            nn.init.normal_(
+                proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layers)
+            )
 
     # %% notebooks/07_gpt.ipynb, cell 17: The model
     def num_parameters(self, include_positions: bool = True) -> int:
         """Number of distinct parameters (the tied embedding counts once)."""
         n = sum(p.numel() for p in self.parameters())  # a shared tensor is yielded once
         learned = self.config.positional == "learned"
-        return n if include_positions or not learned else n - self.wpe.embedding.weight.numel()
+        return (
+            n if include_positions or not learned else n - self.wpe.embedding.weight.numel()
+        )
 
     # %% notebooks/07_gpt.ipynb, cell 19: The model
     def hidden_states(self, idx: torch.Tensor, *, cache=None, need_weights: bool = False):
-        """The trunk: token ids (B, T) to final hidden states (B, T, d_model), after ``ln_f``.
+        """The trunk: token ids (B, T) to final hidden states (B, T, d_model), after
+        ``ln_f``.
 
         With ``need_weights=True``, also the attention weights of every layer, a tensor of
-        shape (n_layers, B, n_heads, T, T_past + T). Every use of the model goes through here.
+        shape (n_layers, B, n_heads, T, T_past + T). Every use of the model goes through
+        here.
         """
         past = 0 if cache is None else cache.length
-        check_token_ids("idx", idx, self.config.vocab_size, max_len=self.config.block_size,
-                        past=past)
+        check_token_ids(
+            "idx", idx, self.config.vocab_size, max_len=self.config.block_size, past=past
+        )
         x = self.wte(idx)  # (B, T, d_model)
         if self.wpe is not None:
             x = self.wpe(x, offset=past)  # positions past .. past + T - 1
@@ -204,7 +243,9 @@ class GPT(nn.Module):
         return (x, torch.stack(maps)) if need_weights else x
 
     # %% notebooks/07_gpt.ipynb, cell 19: The model
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache=None):
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache=None
+    ):
         logits = self.lm_head(self.hidden_states(idx, cache=cache))  # (B, T, vocab_size)
         if targets is None:
             return logits, None
@@ -230,21 +271,32 @@ class GPT(nn.Module):
     # %% notebooks/07_gpt.ipynb, cell 36: 7.3 Matching GPT-2 number for number
     @classmethod
     def from_hf(cls, hf_model) -> "GPT":
-        """A GPT with the weights of a ``transformers`` ``GPT2LMHeadModel`` (:func:`gpt_from_hf`)."""
+        """A GPT with the weights of a ``transformers`` ``GPT2LMHeadModel``
+        (:func:`gpt_from_hf`)."""
         return gpt_from_hf(hf_model)
 
     # %% notebooks/07_gpt.ipynb, cell 36: 7.3 Matching GPT-2 number for number
     @classmethod
     def from_pretrained(cls, name: str = "gpt2", **hf_kwargs) -> "GPT":
-        """A released GPT-2, downloaded or from the local cache (:func:`load_pretrained_gpt2`)."""
+        """A released GPT-2, downloaded or from the local cache
+        (:func:`load_pretrained_gpt2`)."""
         return load_pretrained_gpt2(name, **hf_kwargs)
 
     # %% notebooks/07_gpt.ipynb, cell 66: 7.5 Sampling: from logits to text
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
-                 **kwargs):
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_cache: bool = True,
+        **kwargs,
+    ):
         """Append ``max_new_tokens`` tokens to ``idx`` (B, T); see :func:`generate`."""
-        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, **kwargs)
+        return generate(
+            self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, **kwargs
+        )
 
 
 # %% notebooks/07_gpt.ipynb, cell 21: The model
@@ -262,7 +314,9 @@ class LayerCache:
         self.max_len, self.length = max_len, 0
         self.k = self.v = None
 
-    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         check_cache_update(self, k)
         start, end = self.length, self.length + k.shape[-2]
         if start == 0:  # a new sequence: (re)allocate for its batch size and dtype
@@ -275,7 +329,8 @@ class LayerCache:
 
 
 class KVCache:
-    """The caches of all the layers of a model: ``cache.layers[i]`` belongs to layer i."""
+    """The caches of all the layers of a model: ``cache.layers[i]`` belongs to layer
+    i."""
 
     def __init__(self, n_layers: int, max_len: int):
         check_int("n_layers", n_layers)
@@ -292,13 +347,19 @@ class KVCache:
             layer.length = 0
 
     def __repr__(self) -> str:
-        return (f"KVCache(n_layers={len(self.layers)}, length={self.length}, "
-                f"max_len={self.layers[0].max_len})")
+        return (
+            f"KVCache(n_layers={len(self.layers)}, length={self.length}, "
+            f"max_len={self.layers[0].max_len})"
+        )
 
 
 # %% notebooks/07_gpt.ipynb, cell 31: 7.3 Matching GPT-2 number for number
-_HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu",
-                   "relu": "relu"}  # Hugging Face's names for our activations
+_HF_ACTIVATIONS = {
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu": "gelu",
+    "relu": "relu",
+}  # Hugging Face's names for our activations
 
 
 def _hf_config_to_gpt(hf_config) -> GPTConfig:
@@ -306,36 +367,55 @@ def _hf_config_to_gpt(hf_config) -> GPTConfig:
     this GPT lacks."""
     unsupported = [
         ("add_cross_attention", False, "cross-attention layers"),
-        ("scale_attn_by_inverse_layer_idx", False, "attention scores scaled by 1/layer"),
+        (
+            "scale_attn_by_inverse_layer_idx",
+            False,
+            "attention scores scaled by 1/layer",
+        ),
         ("scale_attn_weights", True, "unscaled attention scores"),
-        ("tie_word_embeddings", True, "an output layer not tied to the token embeddings"),
+        (
+            "tie_word_embeddings",
+            True,
+            "an output layer not tied to the token embeddings",
+        ),
     ]
     for attr, expected, what in unsupported:
         if getattr(hf_config, attr, expected) != expected:
-            raise ValueError(f"cannot convert a GPT-2 with {attr}="
-                             f"{getattr(hf_config, attr)!r} ({what}); minillm's GPT needs "
-                             f"{attr}={expected!r}")
+            raise ValueError(
+                f"cannot convert a GPT-2 with {attr}="
+                f"{getattr(hf_config, attr)!r} ({what}); minillm's GPT needs "
+                f"{attr}={expected!r}"
+            )
     check_choice("activation_function", hf_config.activation_function, _HF_ACTIVATIONS)
     c = hf_config
     return GPTConfig(
-        vocab_size=c.vocab_size, block_size=c.n_positions, n_layers=c.n_layer,
-        n_heads=c.n_head, d_model=c.n_embd, d_ff=c.n_inner or 4 * c.n_embd,
-        dropout=c.resid_pdrop, bias=True, eps=c.layer_norm_epsilon,
+        vocab_size=c.vocab_size,
+        block_size=c.n_positions,
+        n_layers=c.n_layer,
+        n_heads=c.n_head,
+        d_model=c.n_embd,
+        d_ff=c.n_inner or 4 * c.n_embd,
+        dropout=c.resid_pdrop,
+        bias=True,
+        eps=c.layer_norm_epsilon,
         activation=_HF_ACTIVATIONS[c.activation_function],
     )
 
 
 # %% notebooks/07_gpt.ipynb, cell 33: 7.3 Matching GPT-2 number for number
 def gpt_from_hf(hf_model) -> GPT:
-    """Convert a ``transformers.GPT2LMHeadModel`` into a :class:`GPT` with the same weights.
+    """Convert a ``transformers.GPT2LMHeadModel`` into a :class:`GPT` with the same
+    weights.
 
     GPT-2's ``Conv1D`` layers store weights as (in_features, out_features): each is
-    transposed into ``nn.Linear``'s (out, in), and ``c_attn`` (d_model, 3 d_model) is split
-    into the query, key and value projections. The model is returned in the training mode
-    of ``hf_model``; its dropout probability is GPT-2's ``resid_pdrop``.
+    transposed into ``nn.Linear``'s (out, in), and ``c_attn`` (d_model, 3 d_model) is
+    split into the query, key and value projections. The model is returned in the
+    training mode of ``hf_model``; its dropout probability is GPT-2's ``resid_pdrop``.
     """
     if getattr(getattr(hf_model, "config", None), "model_type", None) != "gpt2":
-        raise TypeError(f"expected a transformers GPT2LMHeadModel, got {type(hf_model).__name__}")
+        raise TypeError(
+            f"expected a transformers GPT2LMHeadModel, got {type(hf_model).__name__}"
+        )
     model = GPT(_hf_config_to_gpt(hf_model.config))
     sd = {k: v.detach() for k, v in hf_model.state_dict().items()}
     d = model.config.d_model
@@ -354,17 +434,24 @@ def gpt_from_hf(hf_model) -> GPT:
             for proj, w, b in zip(qkv, w_qkv.split(d), b_qkv.split(d)):
                 copy_checked(proj.weight, w, p + "attn.c_attn")
                 copy_checked(proj.bias, b, p + "attn.c_attn")
-            for ours, theirs in ((block.attn.out_proj, "attn.c_proj"),
-                                 (block.ffn.fc1, "mlp.c_fc"), (block.ffn.fc2, "mlp.c_proj")):
+            for ours, theirs in (
+                (block.attn.out_proj, "attn.c_proj"),
+                (block.ffn.fc1, "mlp.c_fc"),
+                (block.ffn.fc2, "mlp.c_proj"),
+            ):
                 w = sd[p + theirs + ".weight"].t()  # transposed, square or not
                 copy_checked(ours.weight, w, p + theirs)
                 copy_checked(ours.bias, sd[p + theirs + ".bias"], p + theirs)
         copy_checked(model.ln_f.weight, sd["transformer.ln_f.weight"], "ln_f")
         copy_checked(model.ln_f.bias, sd["transformer.ln_f.bias"], "ln_f")
     lm_head = getattr(hf_model, "lm_head", None)
-    if lm_head is not None and not torch.equal(lm_head.weight.detach(), model.wte.weight):
-        raise ValueError("the model's lm_head is not tied to its token embeddings (wte); "
-                         "GPT ties them")
+    if lm_head is not None and not torch.equal(
+        lm_head.weight.detach(), model.wte.weight
+    ):
+        raise ValueError(
+            "the model's lm_head is not tied to its token embeddings (wte); "
+            "GPT ties them"
+        )
     return model.train(hf_model.training)
 
 
@@ -374,26 +461,31 @@ def load_pretrained_gpt2(name: str = "gpt2", **hf_kwargs) -> GPT:
     ``"gpt2-xl"``, or a local folder) through ``transformers`` and convert it with
     :func:`gpt_from_hf`, in eval mode.
 
-    Needs ``transformers`` and, unless the weights are cached, a connection to the Hugging
-    Face Hub (gpt2 is about 500 MB). ``hf_kwargs`` go to ``GPT2LMHeadModel.from_pretrained``
-    (e.g. ``cache_dir``, ``local_files_only=True``). Offline without a cached copy: an
-    ``OSError`` that says so.
+    Needs ``transformers`` and, unless the weights are cached, a connection to the
+    Hugging Face Hub (gpt2 is about 500 MB). ``hf_kwargs`` go to
+    ``GPT2LMHeadModel.from_pretrained`` (e.g. ``cache_dir``, ``local_files_only=True``).
+    Offline without a cached copy: an ``OSError`` that says so.
     """
     if not isinstance(name, str):
-        raise TypeError(f"name must be a model name or a folder (str), got {type(name).__name__}")
+        raise TypeError(
+            f"name must be a model name or a folder (str), got {type(name).__name__}"
+        )
     try:
-        from transformers import GPT2LMHeadModel  # minillm does not depend on transformers
+        # imported here: minillm does not depend on transformers
+        from transformers import GPT2LMHeadModel
     except ImportError as err:
-        raise ImportError("GPT.from_pretrained needs Hugging Face transformers: "
-                          "pip install transformers") from err
+        raise ImportError(
+            "GPT.from_pretrained needs Hugging Face transformers: "
+            "pip install transformers"
+        ) from err
     try:
         hf_model = GPT2LMHeadModel.from_pretrained(name, **hf_kwargs)
     except OSError as err:
         raise OSError(
             f"could not load the GPT-2 weights {name!r}: they are neither in the local "
-            f"Hugging Face cache nor downloadable (are you offline?). Connect to the internet "
-            f"(https://huggingface.co/{name}), or pass a folder that holds a saved "
-            f"GPT2LMHeadModel. The error from transformers was: {err}"
+            f"Hugging Face cache nor downloadable (are you offline?). Connect to the "
+            f"internet (https://huggingface.co/{name}), or pass a folder that holds a "
+            f"saved GPT2LMHeadModel. The error from transformers was: {err}"
         ) from err
     return gpt_from_hf(hf_model).eval()
 
@@ -411,17 +503,20 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus filter: keep the smallest set of most likely tokens whose probabilities sum
-    to at least ``p``.
+    """Nucleus filter: keep the smallest set of most likely tokens whose probabilities
+    sum to at least ``p``.
 
-    Works on each row of ``logits`` (..., V); the removed entries become -inf. A token is
-    kept when the tokens more likely than it hold less than ``p`` of the probability, so the
-    most likely token is always kept (``p`` near 0 leaves only it); ``p = 1`` keeps all.
+    Works on each row of ``logits`` (..., V); the removed entries become -inf. A token
+    is kept when the tokens more likely than it hold less than ``p`` of the probability,
+    so the most likely token is always kept (``p`` near 0 leaves only it); ``p = 1``
+    keeps all.
     """
     check_logits(logits), check_number("top_p", p, low=0.0, high=1.0, low_open=True)
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
     probs = torch.softmax(sorted_logits, dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs  # probability of the strictly more likely tokens
+    mass_before = (
+        probs.cumsum(dim=-1) - probs
+    )  # probability of the strictly more likely tokens
     remove_sorted = mass_before >= p
     remove_sorted[..., 0] = False
     remove = remove_sorted.scatter(-1, order, remove_sorted)  # back to vocabulary order
@@ -484,8 +579,8 @@ def generate(
         return_logits: also return the next-token logits of every step, (B, n_new, V).
 
     Returns:
-        (B, T + max_new_tokens) ids, the prompt followed by the new tokens (and the logits
-        if asked). The model runs in eval mode (no dropout), restored afterwards.
+        (B, T + max_new_tokens) ids, the prompt followed by the new tokens (and the
+        logits if asked). The model runs in eval mode (no dropout), restored afterwards.
     """
     check_type("model", model, GPT), check_sampling(temperature, top_k, top_p)
     block_size = model.config.block_size
@@ -499,8 +594,10 @@ def generate(
             logits, _ = model(idx[:, -block_size:])
         elif cache.length == 0 or cache.length == block_size:
             # first step, or a full window: (re)fill the cache with the last block_size
-            # tokens. Sliding the window moves every token to a new position, so the cached
-            # keys and values are stale: beyond block_size tokens the cache saves nothing.
+            # tokens. Sliding the window moves every token to a new position, so the
+            # cached
+            # keys and values are stale: beyond block_size tokens the cache saves
+            # nothing.
             cache.reset()
             logits, _ = model(idx[:, -block_size:], cache=cache)
         else:
@@ -514,5 +611,7 @@ def generate(
     if not return_logits:
         return idx
     if not all_logits:  # max_new_tokens = 0
-        return idx, idx.new_zeros(idx.shape[0], 0, model.config.vocab_size, dtype=torch.float)
+        return idx, idx.new_zeros(
+            idx.shape[0], 0, model.config.vocab_size, dtype=torch.float
+        )
     return idx, torch.stack(all_logits, dim=1)

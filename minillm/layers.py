@@ -24,27 +24,30 @@ from minillm.support import add_to_class, check_choice, check_dropout, check_fea
 from minillm.support import check_int, check_number, check_type
 
 
-def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-               eps: float = 1e-5) -> torch.Tensor:
-    """LayerNorm written out: normalize each token's d_model features, then scale and shift.
+def layer_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """LayerNorm written out: normalize each token's d_model features, then scale and
+    shift.
 
     x (..., d_model); weight (the gain) and bias (d_model,). Returns the shape of x.
     """
-    mean = x.mean(dim=-1, keepdim=True)                 # (..., 1)
+    mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
     var = (x - mean).pow(2).mean(dim=-1, keepdim=True)  # biased: divide by d_model
     return (x - mean) / torch.sqrt(var + eps) * weight + bias  # eps inside the root
 
 
 # %% notebooks/05_layernorm_and_blocks.ipynb, cell 16: 5.2 LayerNorm from scratch
 class LayerNorm(nn.Module):
-    """Layer normalization (Ba et al., 2016) over the last dimension, with a gain and a bias.
+    """Layer normalization (Ba et al., 2016) over the last dimension, with a gain and a
+    bias.
 
-    Computes :func:`layer_norm`, through PyTorch's fused kernel (``F.layer_norm``, equal to
-    our function to rounding, checked below), which is several times faster. Parameters
-    ``weight`` (the gain, starts at 1) and ``bias`` (starts at 0), both (d_model,): the
-    names of ``nn.LayerNorm``, whose state dict loads into this module unchanged.
-    Half-precision inputs are normalized in float32. Input (..., d_model); output of the
-    same shape and dtype.
+    Computes :func:`layer_norm`, through PyTorch's fused kernel (``F.layer_norm``, equal
+    to our function to rounding, checked below), which is several times faster.
+    Parameters ``weight`` (the gain, starts at 1) and ``bias`` (starts at 0), both
+    (d_model,): the names of ``nn.LayerNorm``, whose state dict loads into this module
+    unchanged. Half-precision inputs are normalized in float32. Input (..., d_model);
+    output of the same shape and dtype.
     """
 
     def __init__(self, d_model: int, eps: float = 1e-5):
@@ -52,7 +55,7 @@ class LayerNorm(nn.Module):
         check_int("d_model", d_model), check_number("eps", eps, low=0, low_open=True)
         self.d_model, self.eps = d_model, float(eps)
         self.weight = nn.Parameter(torch.ones(d_model))  # gain, gamma
-        self.bias = nn.Parameter(torch.zeros(d_model))   # bias, beta
+        self.bias = nn.Parameter(torch.zeros(d_model))  # bias, beta
 
     def extra_repr(self) -> str:
         return f"{self.d_model}, eps={self.eps}"
@@ -66,17 +69,19 @@ class LayerNorm(nn.Module):
 
 # %% notebooks/05_layernorm_and_blocks.ipynb, cell 22: 5.3 RMSNorm
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm written out: divide each token by the root mean square of its features."""
+    """RMSNorm written out: divide each token by the root mean square of its
+    features."""
     return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
 
 
 class RMSNorm(nn.Module):
     """Root mean square normalization (Zhang & Sennrich, 2019) over the last dimension.
 
-    ``y = weight * x / sqrt(mean(x**2) + eps)``: no mean is subtracted, no bias. ``weight``
-    (d_model,) is the gain, starting at 1 (the name ``nn.RMSNorm`` uses). ``eps=None`` uses
-    ``torch.finfo(x.dtype).eps``, like ``nn.RMSNorm(eps=None)``. Half-precision inputs are
-    normalized in float32. Input (..., d_model); output of the same shape and dtype.
+    ``y = weight * x / sqrt(mean(x**2) + eps)``: no mean is subtracted, no bias.
+    ``weight`` (d_model,) is the gain, starting at 1 (the name ``nn.RMSNorm`` uses).
+    ``eps=None`` uses ``torch.finfo(x.dtype).eps``, like ``nn.RMSNorm(eps=None)``.
+    Half-precision inputs are normalized in float32. Input (..., d_model); output of the
+    same shape and dtype.
     """
 
     def __init__(self, d_model: int, eps: float | None = 1e-6):
@@ -99,10 +104,10 @@ class RMSNorm(nn.Module):
 
 # %% notebooks/05_layernorm_and_blocks.ipynb, cell 35: 5.5 The position-wise feed-for...
 ACTIVATIONS = {  # the activation functions of the book's models, by name
-    "gelu": nn.GELU,                                   # exact, with erf: BERT
+    "gelu": nn.GELU,  # exact, with erf: BERT
     "gelu_tanh": lambda: nn.GELU(approximate="tanh"),  # the tanh approximation: GPT-2
-    "relu": nn.ReLU,                                   # the original Transformer
-    "silu": nn.SiLU,                                   # x * sigmoid(x): SwiGLU (chapter 10)
+    "relu": nn.ReLU,  # the original Transformer
+    "silu": nn.SiLU,  # x * sigmoid(x): SwiGLU (chapter 10)
 }
 
 
@@ -114,8 +119,14 @@ class FeedForward(nn.Module):
     position: (B, T, d_model) -> (B, T, d_model).
     """
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0,
-                 activation: str = "gelu", bias: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        bias: bool = True,
+    ):
         super().__init__()
         check_int("d_model", d_model), check_int("d_ff", d_ff), check_dropout(dropout)
         check_choice("activation", activation, ACTIVATIONS)
@@ -146,26 +157,48 @@ class TransformerBlock(nn.Module):
     ``dropout`` acts on the attention sub-layer's output (the FFN has its own). A pre-LN
     stack needs a final norm after its last block; that belongs to the model.
 
-    ``forward(x, *, mask=None, cache=None, need_weights=False)``: x (B, T, d_model); mask
-    and cache go to the attention layer. Returns (B, T, d_model), or ``(x, weights)``
-    with the attention weights (B, n_heads, T, S) when ``need_weights=True``.
+    ``forward(x, *, mask=None, cache=None, need_weights=False)``: x (B, T, d_model);
+    mask and cache go to the attention layer. Returns (B, T, d_model), or ``(x,
+    weights)`` with the attention weights (B, n_heads, T, S) when ``need_weights=True``.
     """
 
-    def __init__(self, attn: nn.Module, ffn: nn.Module, attn_norm: nn.Module,
-                 ffn_norm: nn.Module, *, norm_first: bool = True, dropout: float = 0.0):
+    def __init__(
+        self,
+        attn: nn.Module,
+        ffn: nn.Module,
+        attn_norm: nn.Module,
+        ffn_norm: nn.Module,
+        *,
+        norm_first: bool = True,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         check_dropout(dropout), check_type("norm_first", norm_first, bool)
-        self.attn, self.attn_norm, self.ffn, self.ffn_norm = attn, attn_norm, ffn, ffn_norm
+        self.attn, self.attn_norm, self.ffn, self.ffn_norm = (
+            attn,
+            attn_norm,
+            ffn,
+            ffn_norm,
+        )
         self.norm_first = norm_first
         self.dropout = nn.Dropout(dropout)
 
     def extra_repr(self) -> str:
-        return f"norm_first={self.norm_first} ({'pre-LN' if self.norm_first else 'post-LN'})"
+        order = "pre-LN" if self.norm_first else "post-LN"
+        return f"norm_first={self.norm_first} ({order})"
 
-    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None, cache=None,
-                need_weights: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
+        cache=None,
+        need_weights: bool = False,
+    ):
         if self.norm_first:
-            a = self.attn(self.attn_norm(x), mask=mask, cache=cache, need_weights=need_weights)
+            a = self.attn(
+                self.attn_norm(x), mask=mask, cache=cache, need_weights=need_weights
+            )
             a, weights = a if need_weights else (a, None)
             x = x + self.dropout(a)
             x = x + self.ffn(self.ffn_norm(x))
@@ -178,12 +211,25 @@ class TransformerBlock(nn.Module):
 
     # %% notebooks/05_layernorm_and_blocks.ipynb, cell 47: 5.6 The Transformer block
     @classmethod
-    def standard(cls, d_model: int, n_heads: int, d_ff: int, *, norm_first: bool = True,
-                 causal: bool = False, activation: str = "gelu", eps: float = 1e-5,
-                 bias: bool = True, dropout: float = 0.0) -> "TransformerBlock":
+    def standard(
+        cls,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        *,
+        norm_first: bool = True,
+        causal: bool = False,
+        activation: str = "gelu",
+        eps: float = 1e-5,
+        bias: bool = True,
+        dropout: float = 0.0,
+    ) -> "TransformerBlock":
         """The classic block from its sizes, with the arguments of
-        ``nn.TransformerEncoderLayer``: multi-head attention, a two-layer FFN, LayerNorms."""
-        attn = MultiHeadAttention(d_model, n_heads, bias=bias, causal=causal, dropout=dropout)
+        ``nn.TransformerEncoderLayer``: multi-head attention, a two-layer FFN,
+        LayerNorms."""
+        attn = MultiHeadAttention(
+            d_model, n_heads, bias=bias, causal=causal, dropout=dropout
+        )
         ffn = FeedForward(d_model, d_ff, dropout, activation, bias=bias)
         norms = LayerNorm(d_model, eps), LayerNorm(d_model, eps)
         return cls(attn, ffn, *norms, norm_first=norm_first, dropout=dropout)

@@ -29,12 +29,17 @@ def _inverse_frequencies(d: int, base: float) -> torch.Tensor:
 
 
 def sinusoidal_encoding(
-    n_positions: int, d_model: int, base: float = 10000.0, dtype: torch.dtype = torch.float32
+    n_positions: int,
+    d_model: int,
+    base: float = 10000.0,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """The sinusoidal position encodings of the original Transformer, one row per position.
+    """The sinusoidal position encodings of the original Transformer, one row per
+    position.
 
-    ``PE[pos, 2i] = sin(pos / base**(2i / d_model))`` and ``PE[pos, 2i + 1] = cos(pos / base**(2i / d_model))``
-    for ``pos = 0 .. n_positions - 1`` and ``i = 0 .. d_model/2 - 1``.
+    ``PE[pos, 2i] = sin(pos / base**(2i / d_model))`` and ``PE[pos, 2i + 1] = cos(pos /
+    base**(2i / d_model))`` for ``pos = 0 .. n_positions - 1`` and ``i = 0 .. d_model/2
+    - 1``.
 
     Returns:
         (n_positions, d_model) tensor of ``dtype`` (angles are computed in float64).
@@ -43,8 +48,12 @@ def sinusoidal_encoding(
     check_int("d_model", d_model, even=True)
     check_base(base)
     positions = torch.arange(n_positions, dtype=torch.float64)
-    angles = positions[:, None] * _inverse_frequencies(d_model, base)  # (n_positions, d_model/2)
-    pe = torch.stack((angles.sin(), angles.cos()), dim=-1)  # (n_positions, d_model/2, 2): pair i = (sin, cos)
+    angles = positions[:, None] * _inverse_frequencies(
+        d_model, base
+    )  # (n_positions, d_model/2)
+    pe = torch.stack(
+        (angles.sin(), angles.cos()), dim=-1
+    )  # (n_positions, d_model/2, 2): pair i = (sin, cos)
     return pe.reshape(n_positions, d_model).to(dtype)
 
 
@@ -52,32 +61,37 @@ def sinusoidal_encoding(
 def sinusoidal_shift_matrix(
     offset: int, d_model: int, base: float = 10000.0, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
-    """The (d_model, d_model) matrix ``M`` with ``PE[pos + offset] == M @ PE[pos]`` for every ``pos``.
+    """The (d_model, d_model) matrix ``M`` with ``PE[pos + offset] == M @ PE[pos]`` for
+    every ``pos``.
 
-    ``PE`` is :func:`sinusoidal_encoding`. ``M`` is block diagonal: the block of pair ``i`` is the
-    rotation ``[[cos(phi), sin(phi)], [-sin(phi), cos(phi)]]`` with ``phi = offset * base**(-2i/d_model)``.
-    It depends on ``offset`` only, and ``offset`` may be negative.
+    ``PE`` is :func:`sinusoidal_encoding`. ``M`` is block diagonal: the block of pair
+    ``i`` is the rotation ``[[cos(phi), sin(phi)], [-sin(phi), cos(phi)]]`` with ``phi =
+    offset * base**(-2i/d_model)``. It depends on ``offset`` only, and ``offset`` may be
+    negative.
     """
     check_int("offset", offset, minimum=None)  # negative offsets shift backwards
     check_int("d_model", d_model, even=True)
     check_base(base)
     phi = offset * _inverse_frequencies(d_model, base)  # (d_model/2,)
     c, s = phi.cos(), phi.sin()
-    blocks = torch.stack((torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2)  # (d_model/2, 2, 2)
+    blocks = torch.stack(
+        (torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2
+    )  # (d_model/2, 2, 2)
     return torch.block_diag(*blocks).to(dtype)
 
 
 # %% notebooks/04_positional_encoding.ipynb, cell 37: Using the encoding in a model
 class SinusoidalPositionalEncoding(nn.Module):
-    """Adds the fixed sinusoidal encodings to a sequence: ``x + PE[offset : offset + T]``.
+    """Adds the fixed sinusoidal encodings to a sequence: ``x + PE[offset : offset +
+    T]``.
 
     Args:
         max_positions: how many positions the table holds.
         d_model: the width of the vectors it is added to (even).
         base: the 10000 of the formula.
 
-    ``forward(x, offset=0)`` takes x of shape (..., T, d_model), e.g. (B, T, d_model), and
-    returns a tensor of the same shape. No trainable parameters.
+    ``forward(x, offset=0)`` takes x of shape (..., T, d_model), e.g. (B, T, d_model),
+    and returns a tensor of the same shape. No trainable parameters.
     """
 
     def __init__(self, max_positions: int, d_model: int, base: float = 10000.0):
@@ -85,27 +99,34 @@ class SinusoidalPositionalEncoding(nn.Module):
         check_int("max_positions", max_positions)
         check_int("d_model", d_model, even=True)
         self.max_positions, self.d_model, self.base = max_positions, d_model, base
-        self.register_buffer("pe", sinusoidal_encoding(max_positions, d_model, base), persistent=False)
+        self.register_buffer(
+            "pe", sinusoidal_encoding(max_positions, d_model, base), persistent=False
+        )
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        seq_len = check_positioned(x, self.d_model, "d_model", self.max_positions, offset)
+        seq_len = check_positioned(
+            x, self.d_model, "d_model", self.max_positions, offset
+        )
         return x + self.pe[offset : offset + seq_len].to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"max_positions={self.max_positions}, d_model={self.d_model}, base={self.base}"
+        return (f"max_positions={self.max_positions}, d_model={self.d_model}, "
+                f"base={self.base}")
 
 
 # %% notebooks/04_positional_encoding.ipynb, cell 42: 4.5 Learned absolute positions
 class LearnedPositionalEmbedding(nn.Module):
-    """Adds a trainable vector per position to a sequence: ``x + P[offset : offset + T]``.
+    """Adds a trainable vector per position to a sequence: ``x + P[offset : offset +
+    T]``.
 
     Args:
         max_positions: the number of rows of the table; longer sequences are an error,
             since no vector was ever trained for them.
         d_model: the width of the vectors.
 
-    ``forward(x, offset=0)`` takes x of shape (..., T, d_model), e.g. (B, T, d_model), and returns
-    a tensor of the same shape. The table is ``self.embedding.weight``, (max_positions, d_model).
+    ``forward(x, offset=0)`` takes x of shape (..., T, d_model), e.g. (B, T, d_model),
+    and returns a tensor of the same shape. The table is ``self.embedding.weight``,
+    (max_positions, d_model).
     """
 
     def __init__(self, max_positions: int, d_model: int):
@@ -116,29 +137,35 @@ class LearnedPositionalEmbedding(nn.Module):
         self.embedding = nn.Embedding(max_positions, d_model)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        seq_len = check_positioned(x, self.d_model, "d_model", self.max_positions, offset)
+        seq_len = check_positioned(
+            x, self.d_model, "d_model", self.max_positions, offset
+        )
         return x + self.embedding.weight[offset : offset + seq_len]
 
 
 # %% notebooks/04_positional_encoding.ipynb, cell 46: 4.6 Rotary position embedding (...
 def _rotate(x: torch.Tensor, interleaved: bool) -> torch.Tensor:
-    """The 90-degree turn of every pair: (x_a, x_b) -> (-x_b, x_a), for the chosen pairing."""
+    """The 90-degree turn of every pair: (x_a, x_b) -> (-x_b, x_a), for the chosen
+    pairing."""
     if interleaved:  # pairs (0, 1), (2, 3), ...
         return torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
     half = x.shape[-1] // 2  # pairs (0, half), (1, half + 1), ...
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool = True) -> torch.Tensor:
-    """Rotate the pairs of coordinates of ``x`` by the angles whose cosines and sines are given.
+def apply_rotary(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool = True
+) -> torch.Tensor:
+    """Rotate the pairs of coordinates of ``x`` by the angles whose cosines and sines
+    are given.
 
     Args:
         x: (..., T, d_head), e.g. queries or keys of shape (B, n_heads, T, d_head).
-        cos, sin: (T, d_head) tables (or shapes that broadcast against x), with each angle repeated
-            for both members of its pair, in the layout given by ``interleaved``, as
-            :meth:`RotaryEmbedding.cos_sin` returns them.
-        interleaved: True pairs coordinates (2i, 2i+1), as in the RoFormer paper; False pairs
-            i with i + d_head/2 (the "rotate half" layout).
+        cos, sin: (T, d_head) tables (or shapes that broadcast against x), with each
+            angle repeated for both members of its pair, in the layout given by
+            ``interleaved``, as :meth:`RotaryEmbedding.cos_sin` returns them.
+        interleaved: True pairs coordinates (2i, 2i+1), as in the RoFormer paper; False
+            pairs i with i + d_head/2 (the "rotate half" layout).
 
     Returns:
         x rotated, same shape and dtype as x.
@@ -150,36 +177,60 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interlea
 
 # %% notebooks/04_positional_encoding.ipynb, cell 48: 4.6 Rotary position embedding (...
 class RotaryEmbedding(nn.Module):
-    """Rotary position embedding (RoPE): rotates queries or keys according to their positions.
+    """Rotary position embedding (RoPE): rotates queries or keys according to their
+    positions.
 
     Args:
         d_head: the width of one head's queries and keys (even).
         max_positions: how many positions the cos/sin tables hold.
-        base: the frequencies are ``base**(-2i/d_head)`` for the pairs ``i = 0 .. d_head/2 - 1``.
+        base: the frequencies are ``base**(-2i/d_head)`` for the pairs ``i = 0 ..
+            d_head/2 - 1``.
         interleaved: pairing of the coordinates, see :func:`apply_rotary`.
 
-    ``forward(x, offset=0)`` takes x of shape (..., T, d_head), usually (B, n_heads, T, d_head), and
-    rotates row ``t`` as the token at position ``offset + t``. Apply it to the queries and to the
-    keys (not to the values); then the score of a query at position m and a key at position n
-    depends on n - m only. No trainable parameters.
+    ``forward(x, offset=0)`` takes x of shape (..., T, d_head), usually (B, n_heads, T,
+    d_head), and rotates row ``t`` as the token at position ``offset + t``. Apply it to
+    the queries and to the keys (not to the values); then the score of a query at
+    position m and a key at position n depends on n - m only. No trainable parameters.
     """
 
-    def __init__(self, d_head: int, max_positions: int = 2048, base: float = 10000.0, interleaved: bool = True):
+    def __init__(
+        self,
+        d_head: int,
+        max_positions: int = 2048,
+        base: float = 10000.0,
+        interleaved: bool = True,
+    ):
         super().__init__()
         check_int("d_head", d_head, even=True)
         check_int("max_positions", max_positions)
         check_base(base)
-        self.d_head, self.max_positions, self.base, self.interleaved = d_head, max_positions, base, interleaved
-        angles = torch.arange(max_positions, dtype=torch.float64)[:, None] * _inverse_frequencies(d_head, base)
+        self.d_head, self.max_positions, self.base, self.interleaved = (
+            d_head,
+            max_positions,
+            base,
+            interleaved,
+        )
+        angles = torch.arange(max_positions, dtype=torch.float64)[
+            :, None
+        ] * _inverse_frequencies(d_head, base)
         if interleaved:
-            angles = angles.repeat_interleave(2, dim=-1)  # theta_0, theta_0, theta_1, theta_1, ...
+            angles = angles.repeat_interleave(
+                2, dim=-1
+            )  # theta_0, theta_0, theta_1, theta_1, ...
         else:
-            angles = torch.cat((angles, angles), dim=-1)  # theta_0 .. theta_{d/2-1}, twice
-        self.register_buffer("cos", angles.cos().float(), persistent=False)  # (max_positions, d_head)
+            angles = torch.cat(
+                (angles, angles), dim=-1
+            )  # theta_0 .. theta_{d/2-1}, twice
+        self.register_buffer(
+            "cos", angles.cos().float(), persistent=False
+        )  # (max_positions, d_head)
         self.register_buffer("sin", angles.sin().float(), persistent=False)
 
-    def cos_sin(self, seq_len: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (seq_len, d_head) cos and sin tables of positions offset .. offset + seq_len - 1."""
+    def cos_sin(
+        self, seq_len: int, offset: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (seq_len, d_head) cos and sin tables of positions offset .. offset +
+        seq_len - 1."""
         check_int("seq_len", seq_len)
         check_positions(seq_len, offset, self.max_positions)
         return self.cos[offset : offset + seq_len], self.sin[offset : offset + seq_len]
@@ -190,5 +241,8 @@ class RotaryEmbedding(nn.Module):
         return apply_rotary(x, cos, sin, self.interleaved)
 
     def extra_repr(self) -> str:
-        return (f"d_head={self.d_head}, max_positions={self.max_positions}, base={self.base}, "
-                f"interleaved={self.interleaved}")
+        return (
+            f"d_head={self.d_head}, max_positions={self.max_positions}, "
+            f"base={self.base}, "
+            f"interleaved={self.interleaved}"
+        )
