@@ -54,7 +54,7 @@ def _random_bert_configs(n: int, seed: int = 1) -> list[BertConfig]:
         d_model = n_heads * rng.randint(1, 10)
         kind = i % 3
         common = dict(vocab_size=rng.randint(5, 300), d_model=d_model, n_layers=rng.randint(1, 4), n_heads=n_heads,
-                      d_ff=rng.randint(1, 80), max_position=rng.randint(8, 80))
+                      d_ff=rng.randint(1, 80), block_size=rng.randint(8, 80))
         if kind == 0:  # BERT, with or without a pooler and sentence head
             pooler = rng.random() < 0.7
             configs.append(BertConfig(**common, type_vocab_size=rng.randint(1, 3), add_pooler=pooler,
