@@ -107,7 +107,7 @@ def test_bert_count_equals_hugging_face(seed):
     config = _random_bert_configs(1, seed=200 + seed)[0]
     hf_config = HFConfig(vocab_size=config.vocab_size, hidden_size=config.d_model, num_hidden_layers=config.n_layers,
                          num_attention_heads=config.n_heads, intermediate_size=config.d_ff,
-                         max_position_embeddings=config.max_position, type_vocab_size=config.type_vocab_size)
+                         max_position_embeddings=config.block_size, type_vocab_size=config.type_vocab_size)
     assert count_parameters(config) == _numel(HFModel(hf_config, add_pooling_layer=config.add_pooler))
     if config.add_pooler:
         assert count_parameters(config, pretraining_heads=True) == _numel(HFPreTraining(hf_config))
