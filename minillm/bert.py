@@ -180,10 +180,12 @@ def sentence_pairs(passages: Sequence[Sequence], *, task: str = "nsp",
     ``(a, b, label)``.
     """
     check_passages(passages, task)
-    consecutive = [(p, i) for p, passage in enumerate(passages) for i in range(len(passage) - 1)]
+    consecutive = [(p, i) for p, passage in enumerate(passages)
+                   for i in range(len(passage) - 1)]
     others = [p for p, passage in enumerate(passages) if len(passage) > 0]
     altered = torch.zeros(len(consecutive), dtype=torch.bool)
-    altered[torch.randperm(len(consecutive), generator=generator)[: len(consecutive) // 2]] = True
+    order = torch.randperm(len(consecutive), generator=generator)
+    altered[order[: len(consecutive) // 2]] = True
     pairs = []
     for (p, i), alter in zip(consecutive, altered.tolist()):
         a, b = passages[p][i], passages[p][i + 1]
