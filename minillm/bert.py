@@ -11,65 +11,66 @@ from __future__ import annotations
 
 __all__ = [
     'truncate_pair', 'build_pair_inputs', 'pad_batch', 'mask_tokens', 'sentence_pairs',
-    'BertConfig', 'BertEmbeddings', 'BertModel', 'MLMHead', 'BertForPreTraining',
-    'PretrainingBatches', 'evaluate_pretraining', 'fill_mask'
+    'BertConfig', 'BertEmbeddings', 'bert_block', 'BertModel', 'MLMHead',
+    'PretrainingLogits', 'BertForPreTraining', 'PretrainingBatches',
+    'evaluate_pretraining', 'fill_mask'
 ]
 
 
 # %% notebooks/06_bert.ipynb, cell 11: Tokens: WordPiece and the special tokens
-import math
 import os
 import socket
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minillm.attention import padding_mask
-from minillm.layers import LayerNorm, TransformerBlock
+from minillm.attention import MultiHeadAttention, padding_mask
+from minillm.layers import ACTIVATIONS, FeedForward, LayerNorm, TransformerBlock
+from minillm.support import add_to_class, check_choice, check_config, check_encoder_inputs
+from minillm.support import check_fill_mask, check_hf_encoder_config, check_hf_model
+from minillm.support import check_int, check_mask_token, check_mlm_labels, check_number
+from minillm.support import check_pad_examples, check_pairs, check_passages
+from minillm.support import check_sentence_labels, check_token_ids, check_type
 
-IGNORE_INDEX = -100  # the label of a position the MLM loss skips (the default ignore_index of F.cross_entropy)
+IGNORE_INDEX = -100  # a label the MLM loss skips (F.cross_entropy's default ignore_index)
 IS_NEXT, NOT_NEXT = 0, 1  # next-sentence prediction labels, as in Hugging Face
 IN_ORDER, SWAPPED = 0, 1  # sentence-order prediction labels (ALBERT)
+SENTENCE_TASKS = ("nsp", "sop", None)  # the choices of BertConfig (section 6.5)
+MASKINGS = ("static", "dynamic")
+TOKENIZERS = ("wordpiece", "byte_bpe", "sentencepiece")
 
 
-def _check_int(name: str, value, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def truncate_pair(ids_a: Sequence[int], ids_b: Sequence[int], max_tokens: int) -> tuple[list[int], list[int]]:
-    """Shorten a pair of segments to at most ``max_tokens`` tokens in total, BERT's way: remove the
-    last token of the longer segment (of B when they are equally long) until the pair fits."""
-    _check_int("max_tokens", max_tokens, minimum=0)
+def truncate_pair(ids_a: Sequence[int], ids_b: Sequence[int],
+                  max_tokens: int) -> tuple[list[int], list[int]]:
+    """Shorten a pair of segments to at most ``max_tokens`` tokens in total, BERT's way:
+    remove the last token of the longer segment (of B when they are equally long) until
+    the pair fits."""
+    check_int("max_tokens", max_tokens, minimum=0)
     a, b = list(ids_a), list(ids_b)
     while len(a) + len(b) > max_tokens:
         (a if len(a) > len(b) else b).pop()
     return a, b
 
 
-def build_pair_inputs(
-    ids_a: Sequence[int],
-    ids_b: Sequence[int] | None = None,
-    *,
-    cls_token_id: int,
-    sep_token_id: int,
-    max_len: int | None = None,
-) -> tuple[list[int], list[int]]:
+# %% notebooks/06_bert.ipynb, cell 13: Tokens: WordPiece and the special tokens
+def build_pair_inputs(ids_a: Sequence[int], ids_b: Sequence[int] | None = None, *,
+                      cls_token_id: int, sep_token_id: int,
+                      max_len: int | None = None) -> tuple[list[int], list[int]]:
     """``[CLS] A [SEP] B [SEP]`` (or ``[CLS] A [SEP]`` without B) and its token type ids.
 
-    Token type (segment) ids are 0 for ``[CLS]``, A and the first ``[SEP]``; 1 for B and the last
-    ``[SEP]``. With ``max_len``, the segments are first shortened by :func:`truncate_pair` so that the
-    whole input, special tokens included, has at most ``max_len`` tokens.
-    Returns ``(input_ids, token_type_ids)``, two lists of the same length.
+    Token type (segment) ids are 0 for ``[CLS]``, A and the first ``[SEP]``; 1 for B and
+    the last ``[SEP]``. With ``max_len``, the segments are first shortened by
+    :func:`truncate_pair` so that the whole input, special tokens included, has at most
+    ``max_len`` tokens. Returns ``(input_ids, token_type_ids)``, two lists of one length.
     """
     n_special = 2 if ids_b is None else 3
     a, b = list(ids_a), list(ids_b or [])
     if max_len is not None:
-        _check_int("max_len", max_len, minimum=n_special + 1)
+        check_int("max_len", max_len, minimum=n_special + 1)
         a, b = truncate_pair(a, b, max_len - n_special)
     input_ids = [cls_token_id, *a, sep_token_id]
     token_type_ids = [0] * len(input_ids)
@@ -79,13 +80,9 @@ def build_pair_inputs(
     return input_ids, token_type_ids
 
 
-# %% notebooks/06_bert.ipynb, cell 16: Batches, padding and the attention mask
-def pad_batch(
-    examples: Sequence[tuple[Sequence[int], Sequence[int]]],
-    *,
-    pad_token_id: int,
-    length: int | None = None,
-) -> dict[str, torch.Tensor]:
+# %% notebooks/06_bert.ipynb, cell 18: Batches, padding and the attention mask
+def pad_batch(examples: Sequence[tuple[Sequence[int], Sequence[int]]], *,
+              pad_token_id: int, length: int | None = None) -> dict[str, torch.Tensor]:
     """Pad ``(input_ids, token_type_ids)`` examples of different lengths into one batch.
 
     Args:
@@ -94,18 +91,11 @@ def pad_batch(
         length: pad to this many positions (default: the longest example).
     Returns:
         ``{"input_ids", "token_type_ids", "attention_mask"}``, each a (B, T) long tensor.
-        ``attention_mask`` is 1 on real tokens and 0 on padding (Hugging Face's convention);
-        padding positions get token type 0.
+        ``attention_mask`` is 1 on real tokens and 0 on padding (Hugging Face's
+        convention); padding positions get token type 0.
     """
-    if len(examples) == 0:
-        raise ValueError("pad_batch needs at least one example")
-    for i, (ids, types) in enumerate(examples):
-        if len(ids) != len(types):
-            raise ValueError(f"example {i}: {len(ids)} input ids but {len(types)} token type ids")
-    longest = max(len(ids) for ids, _ in examples)
-    T = longest if length is None else length
-    if T < longest:
-        raise ValueError(f"length={length} is shorter than the longest example ({longest} tokens)")
+    check_pad_examples(examples, length)
+    T = max(len(ids) for ids, _ in examples) if length is None else length
     input_ids = torch.full((len(examples), T), pad_token_id, dtype=torch.long)
     token_type_ids = torch.zeros((len(examples), T), dtype=torch.long)
     attention_mask = torch.zeros((len(examples), T), dtype=torch.long)
@@ -113,63 +103,54 @@ def pad_batch(
         input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         token_type_ids[i, : len(ids)] = torch.as_tensor(types, dtype=torch.long)
         attention_mask[i, : len(ids)] = 1
-    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask}
 
 
-# %% notebooks/06_bert.ipynb, cell 21: 6.3 Masked language modelling
-def _check_ids(input_ids: torch.Tensor, vocab_size: int, name: str = "input_ids") -> None:
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long:
-        raise TypeError(f"{name} must be a torch.long tensor, got {getattr(input_ids, 'dtype', type(input_ids).__name__)}")
-    if input_ids.dim() != 2:
-        raise ValueError(f"{name} must have shape (B, T), got {tuple(input_ids.shape)}")
-    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
-        bad = input_ids[(input_ids < 0) | (input_ids >= vocab_size)][0]
-        raise ValueError(
-            f"{name} holds token id {int(bad)}, outside the vocabulary [0, {vocab_size}): "
-            "was it made by a tokenizer with a larger vocabulary than the model's vocab_size?"
-        )
+# %% notebooks/06_bert.ipynb, cell 23: 6.3 Masked language modelling
+def mask_tokens(input_ids: torch.Tensor, *, mask_token_id: int, vocab_size: int,
+                special_token_ids: Sequence[int], mlm_probability: float = 0.15,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Choose tokens for masked language modelling and corrupt them with BERT's 80/10/10
+    rule.
 
-
-def mask_tokens(
-    input_ids: torch.Tensor,
-    *,
-    mask_token_id: int,
-    vocab_size: int,
-    special_token_ids: Sequence[int],
-    mlm_probability: float = 0.15,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Choose tokens for masked language modelling and corrupt them with BERT's 80/10/10 rule.
-
-    In each row, ``round(mlm_probability * n)`` of its ``n`` non-special tokens (at least one, if
-    ``n > 0``) are chosen uniformly at random: a fixed number per sequence, as in BERT's original
-    data pipeline. Special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``...) are never chosen. Each chosen
-    token is then replaced by ``[MASK]`` with probability 0.8, by a random non-special token with
-    probability 0.1, and left unchanged with probability 0.1.
+    In each row, ``round(mlm_probability * n)`` of its ``n`` non-special tokens (at least
+    one, if ``n > 0``) are chosen uniformly at random: a fixed number per sequence, as in
+    BERT's original data pipeline. Special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``...) are
+    never chosen. Each chosen token is then replaced by ``[MASK]`` with probability 0.8,
+    by a random non-special token with probability 0.1, and left unchanged with
+    probability 0.1.
 
     Args:
         input_ids: (B, T) token ids; not modified.
         special_token_ids: every id that must never be chosen (include the padding id).
     Returns:
-        ``(inputs, labels)``, both (B, T): the corrupted ids, and the original id at each chosen
-        position, ``IGNORE_INDEX`` (-100) everywhere else.
+        ``(inputs, labels)``, both (B, T): the corrupted ids, and the original id at each
+        chosen position, ``IGNORE_INDEX`` (-100) everywhere else.
     """
-    _check_ids(input_ids, vocab_size)
-    if not 0.0 < mlm_probability < 1.0:
-        raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
+    check_token_ids("input_ids", input_ids, vocab_size)
+    check_number("mlm_probability", mlm_probability, low=0, high=1, low_open=True,
+                 high_open=True)
+    check_mask_token(mask_token_id, vocab_size, special_token_ids)
     special = torch.as_tensor(list(special_token_ids), dtype=torch.long)
-    if not 0 <= mask_token_id < vocab_size:
-        raise ValueError(f"mask_token_id={mask_token_id} is outside the vocabulary [0, {vocab_size})")
-    if mask_token_id not in special.tolist():
-        raise ValueError(f"special_token_ids must include mask_token_id={mask_token_id} (a [MASK] is never a target)")
     candidates = ~torch.isin(input_ids, special)  # (B, T): tokens that may be chosen
     n = candidates.sum(dim=1)  # (B,)
-    k = torch.minimum((n.double() * mlm_probability).round().long().clamp(min=1), n)  # tokens to choose per row
-    # Choose k random candidates per row: give candidates random scores in [0, 1), the others 2, and
-    # keep the k lowest scores.
-    scores = torch.rand(input_ids.shape, generator=generator).masked_fill(~candidates, 2.0)
-    rank = scores.argsort(dim=1).argsort(dim=1)  # rank[b, t] = place of position t in row b's order
-    chosen = rank < k[:, None]
+    k = (n.double() * mlm_probability).round().long().clamp(min=1)  # tokens to choose
+    chosen = _choose(candidates, torch.minimum(k, n), generator)
+    return _corrupt(input_ids, chosen, mask_token_id, special, vocab_size, generator)
+
+
+# %% notebooks/06_bert.ipynb, cell 25: 6.3 Masked language modelling
+def _choose(candidates: torch.Tensor, k: torch.Tensor,
+            generator: torch.Generator | None) -> torch.Tensor:
+    """(B, T) bool: k[b] positions of row b, chosen uniformly among its candidates."""
+    scores = torch.rand(candidates.shape, generator=generator).masked_fill(~candidates, 2.0)
+    rank = scores.argsort(dim=1).argsort(dim=1)  # rank[b, t]: place of t in row b's order
+    return rank < k[:, None]
+
+
+def _corrupt(input_ids, chosen, mask_token_id, special, vocab_size, generator):
+    """BERT's 80/10/10 rule at the chosen positions; returns ``(inputs, labels)``."""
     labels = input_ids.masked_fill(~chosen, IGNORE_INDEX)
     u = torch.rand(input_ids.shape, generator=generator)
     to_mask = chosen & (u < 0.8)
@@ -177,43 +158,34 @@ def mask_tokens(
     allowed = torch.arange(vocab_size)[~torch.isin(torch.arange(vocab_size), special)]
     random_ids = allowed[torch.randint(len(allowed), input_ids.shape, generator=generator)]
     inputs = input_ids.masked_fill(to_mask, mask_token_id)
-    inputs = torch.where(to_random, random_ids, inputs)
-    return inputs, labels
+    return torch.where(to_random, random_ids, inputs), labels
 
 
-# %% notebooks/06_bert.ipynb, cell 28: 6.4 Next-sentence prediction
-def sentence_pairs(
-    passages: Sequence[Sequence],
-    *,
-    task: str = "nsp",
-    generator: torch.Generator | None = None,
-) -> list[tuple[object, object, int]]:
-    """Sentence pairs for next-sentence prediction (``"nsp"``) or sentence-order prediction (``"sop"``).
+# %% notebooks/06_bert.ipynb, cell 32: 6.4 Next-sentence prediction
+def sentence_pairs(passages: Sequence[Sequence], *, task: str = "nsp",
+                   generator: torch.Generator | None = None) -> list[tuple[object, object, int]]:
+    """Sentence pairs for next-sentence prediction (``"nsp"``) or sentence-order
+    prediction (``"sop"``).
 
-    Every two consecutive sentences ``(a, b)`` of a passage make one pair; exactly half of the pairs
-    (rounded down), chosen at random, are then altered:
+    Every two consecutive sentences ``(a, b)`` of a passage make one pair; exactly half of
+    the pairs (rounded down), chosen at random, are then altered:
 
     * ``"nsp"`` (BERT): b is replaced by a random sentence of another passage; label
       ``NOT_NEXT`` (1), otherwise ``IS_NEXT`` (0).
-    * ``"sop"`` (ALBERT): the pair is swapped to ``(b, a)``; label ``SWAPPED`` (1), otherwise
-      ``IN_ORDER`` (0).
+    * ``"sop"`` (ALBERT): the pair is swapped to ``(b, a)``; label ``SWAPPED`` (1),
+      otherwise ``IN_ORDER`` (0).
 
-    Args:
-        passages: a sequence of passages (documents), each a sequence of sentences. A sentence may be
-            anything (a string, a list of token ids); it is returned as it is.
-    Returns:
-        A list of ``(a, b, label)``.
+    ``passages``: passages (documents), each a sequence of sentences; a sentence may be
+    anything (a string, a list of token ids) and is returned as it is. Returns a list of
+    ``(a, b, label)``.
     """
-    if task not in ("nsp", "sop"):
-        raise ValueError(f"task must be 'nsp' (next-sentence) or 'sop' (sentence order), got {task!r}")
-    consecutive = [(p, i) for p, passage in enumerate(passages) for i in range(len(passage) - 1)]
-    if not consecutive:
-        raise ValueError("no passage has two sentences: sentence pairs need consecutive sentences")
+    check_passages(passages, task)
+    consecutive = [(p, i) for p, passage in enumerate(passages)
+                   for i in range(len(passage) - 1)]
     others = [p for p, passage in enumerate(passages) if len(passage) > 0]
-    if task == "nsp" and len(others) < 2:
-        raise ValueError("next-sentence prediction needs at least two non-empty passages (NotNext takes B from another one)")
     altered = torch.zeros(len(consecutive), dtype=torch.bool)
-    altered[torch.randperm(len(consecutive), generator=generator)[: len(consecutive) // 2]] = True
+    order = torch.randperm(len(consecutive), generator=generator)
+    altered[order[: len(consecutive) // 2]] = True
     pairs = []
     for (p, i), alter in zip(consecutive, altered.tolist()):
         a, b = passages[p][i], passages[p][i + 1]
@@ -230,209 +202,126 @@ def sentence_pairs(
     return pairs
 
 
-# %% notebooks/06_bert.ipynb, cell 33: The configuration
-_ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh", "relu": None}
-_HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
-
-
-@dataclass
+# %% notebooks/06_bert.ipynb, cell 37: The configuration
+@dataclass(frozen=True)
 class BertConfig:
-    """Sizes and options of a BERT-style encoder (defaults: BERT-base).
+    """Sizes and options of a BERT-style encoder; the defaults are BERT-base's.
 
-    Model (Hugging Face's names in brackets):
-        vocab_size: number of tokens [vocab_size].
-        d_model: hidden size H [hidden_size]. n_layers: blocks L [num_hidden_layers].
-        n_heads: heads per block [num_attention_heads]; d_head = d_model // n_heads.
-        d_ff: feed-forward inner size [intermediate_size].
-        max_position: rows of the position table [max_position_embeddings].
-        type_vocab_size: number of segments (2; 1 for RoBERTa) [type_vocab_size].
-        dropout: dropout on embeddings, attention weights and sub-layer outputs
-            [hidden_dropout_prob, attention_probs_dropout_prob].
-        layer_norm_eps: the LayerNorms' epsilon, 1e-12 in BERT [layer_norm_eps].
-        activation: "gelu" (exact, with erf: BERT, RoBERTa), "gelu_tanh" (ALBERT) or "relu" [hidden_act].
-        pad_token_id: id of [PAD] [pad_token_id]. init_std: std of the normal init [initializer_range].
-
-    Variants:
-        d_embed: ALBERT's embedding size E < H, projected up to d_model [embedding_size];
-            None means E = H (BERT, RoBERTa).
-        share_layers: ALBERT's cross-layer parameter sharing: one block applied n_layers times.
-        position_offset: 0 (BERT), or pad_token_id + 1 (RoBERTa's checkpoints number real tokens
-            from pad_token_id + 1 and give padding the position pad_token_id).
-        add_pooler: the [CLS] pooler, tanh(dense(h_[CLS])), used by the sentence-level head.
-
-    Pretraining recipe (read by the data pipeline and the heads, not by the encoder):
-        sentence_task: "nsp" (BERT), "sop" (ALBERT) or None (RoBERTa: no sentence-level loss).
-        masking: "static" (BERT: masks drawn once, when the data is prepared) or "dynamic"
-            (RoBERTa: new masks every time a sequence is used).
-        mlm_probability: share of tokens chosen for MLM (0.15).
-        tokenizer: "wordpiece" (BERT), "byte_bpe" (RoBERTa) or "sentencepiece" (ALBERT).
+    Hugging Face's names are in brackets. Frozen: derive a variant with
+    ``dataclasses.replace(config, ...)`` or a preset's keywords.
     """
 
     vocab_size: int = 30522
-    d_model: int = 768
-    n_layers: int = 12
-    n_heads: int = 12
-    d_ff: int = 3072
-    max_position: int = 512
-    type_vocab_size: int = 2
-    dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
-    activation: str = "gelu"
+    d_model: int = 768  # the hidden size H [hidden_size]
+    n_layers: int = 12  # L [num_hidden_layers]
+    n_heads: int = 12  # [num_attention_heads]; d_head = d_model // n_heads
+    d_ff: int = 3072  # [intermediate_size]
+    block_size: int = 512  # rows of the position table [max_position_embeddings]
+    type_vocab_size: int = 2  # segments; RoBERTa: 1
+    dropout: float = 0.1  # embeddings, attention weights, sub-layer outputs
+    eps: float = 1e-12  # the LayerNorms' epsilon [layer_norm_eps]
+    activation: str = "gelu"  # a key of ACTIVATIONS: exact GELU; ALBERT: gelu_tanh
     pad_token_id: int = 0
-    init_std: float = 0.02
-    d_embed: int | None = None
-    share_layers: bool = False
-    position_offset: int = 0
-    add_pooler: bool = True
-    sentence_task: str | None = "nsp"
-    masking: str = "static"
-    mlm_probability: float = 0.15
-    tokenizer: str = "wordpiece"
+    init_std: float = 0.02  # std of the normal initialization [initializer_range]
+    # Variants (section 6.9)
+    d_embed: int | None = None  # ALBERT's embedding size E < H; None: E = H
+    share_layers: bool = False  # ALBERT: one block applied n_layers times
+    position_offset: int = 0  # RoBERTa: pad_token_id + 1, where real positions start
+    add_pooler: bool = True  # the [CLS] pooler, tanh(dense(h_[CLS]))
+    # The pretraining recipe (read by the data pipeline and the heads)
+    sentence_task: str | None = "nsp"  # "nsp" (BERT), "sop" (ALBERT), None (RoBERTa)
+    masking: str = "static"  # "static" (BERT) or "dynamic" (RoBERTa)
+    mlm_probability: float = 0.15  # the share of tokens chosen for MLM
+    tokenizer: str = "wordpiece"  # "wordpiece", "byte_bpe" (RoBERTa), "sentencepiece"
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_position", "type_vocab_size"):
-            _check_int(name, getattr(self, name))
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.d_embed is not None:
-            _check_int("d_embed", self.d_embed)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps}")
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
-        if not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"pad_token_id={self.pad_token_id} is outside the vocabulary [0, {self.vocab_size})")
-        if self.position_offset not in (0, self.pad_token_id + 1):
-            raise ValueError(
-                f"position_offset must be 0 (BERT) or pad_token_id + 1 = {self.pad_token_id + 1} (RoBERTa), "
-                f"got {self.position_offset}"
-            )
-        if self.position_offset >= self.max_position:
-            raise ValueError(
-                f"position_offset={self.position_offset} leaves no position below max_position={self.max_position}"
-            )
-        if self.sentence_task not in ("nsp", "sop", None):
-            raise ValueError(f"sentence_task must be 'nsp', 'sop' or None, got {self.sentence_task!r}")
-        if self.sentence_task is not None and not self.add_pooler:
-            raise ValueError(f"sentence_task={self.sentence_task!r} reads the pooled [CLS] vector: it needs add_pooler=True")
-        if self.masking not in ("static", "dynamic"):
-            raise ValueError(f"masking must be 'static' or 'dynamic', got {self.masking!r}")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
-        if self.tokenizer not in ("wordpiece", "byte_bpe", "sentencepiece"):
-            raise ValueError(f"tokenizer must be 'wordpiece', 'byte_bpe' or 'sentencepiece', got {self.tokenizer!r}")
+        check_config(self, ints=("vocab_size", "d_model", "n_layers", "n_heads", "d_ff",
+                                 "block_size", "type_vocab_size", "max_seq_len"),
+                     optional_ints=("d_embed",), token_ids=("pad_token_id",),
+                     probabilities=("mlm_probability",),
+                     requires={"sentence_task": "add_pooler"},
+                     choices={"activation": ACTIVATIONS, "sentence_task": SENTENCE_TASKS,
+                              "masking": MASKINGS, "tokenizer": TOKENIZERS,
+                              "position_offset": (0, self.pad_token_id + 1)})
 
+    # %% notebooks/06_bert.ipynb, cell 39: The configuration
     @property
     def d_head(self) -> int:
         return self.d_model // self.n_heads
 
+    # %% notebooks/06_bert.ipynb, cell 39: The configuration
     @property
     def embed_dim(self) -> int:
         """The size of the embeddings: d_embed (ALBERT's E) if set, else d_model."""
         return self.d_model if self.d_embed is None else self.d_embed
 
+    # %% notebooks/06_bert.ipynb, cell 39: The configuration
     @property
     def max_seq_len(self) -> int:
         """The longest input the position table allows."""
-        return self.max_position - self.position_offset
+        return self.block_size - self.position_offset
 
+    # %% notebooks/06_bert.ipynb, cell 41: The configuration
     @classmethod
     def bert_base(cls, **changes) -> "BertConfig":
         """bert-base-uncased: L=12, H=768, 12 heads, 30,522 WordPiece tokens."""
-        return replace(cls(), **changes)
+        return cls(**changes)
 
+    # %% notebooks/06_bert.ipynb, cell 41: The configuration
     @classmethod
     def bert_large(cls, **changes) -> "BertConfig":
         """bert-large-uncased: L=24, H=1024, 16 heads."""
-        return replace(cls(d_model=1024, n_layers=24, n_heads=16, d_ff=4096), **changes)
+        return cls(**{"d_model": 1024, "n_layers": 24, "n_heads": 16, "d_ff": 4096, **changes})
 
-    @classmethod
-    def roberta_base(cls, **changes) -> "BertConfig":
-        """roberta-base: BERT-base's shape, a 50,265-token byte-level BPE, one segment type, no NSP,
-        dynamic masking, positions numbered from 2 (514 rows), LayerNorm eps 1e-5."""
-        return replace(cls(vocab_size=50265, max_position=514, type_vocab_size=1, layer_norm_eps=1e-5,
-                           pad_token_id=1, position_offset=2, sentence_task=None, masking="dynamic",
-                           tokenizer="byte_bpe"), **changes)
-
-    @classmethod
-    def albert_base(cls, **changes) -> "BertConfig":
-        """albert-base-v2: E=128 < H=768, one block shared by all 12 layers, sentence-order prediction,
-        tanh-GELU, a 30,000-token SentencePiece vocabulary, no dropout."""
-        return replace(cls(vocab_size=30000, d_embed=128, share_layers=True, activation="gelu_tanh", dropout=0.0,
-                           sentence_task="sop", tokenizer="sentencepiece"), **changes)
-
+    # %% notebooks/06_bert.ipynb, cell 66: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_hf(cls, hf_config) -> "BertConfig":
-        """The configuration of a Hugging Face ``BertConfig``, ``RobertaConfig`` or ``AlbertConfig``."""
-        kind = getattr(hf_config, "model_type", None)
-        if kind not in ("bert", "roberta", "albert"):
-            raise ValueError(f"expected the config of a bert, roberta or albert model, got model_type={kind!r}")
-        act = hf_config.hidden_act
-        if act not in _HF_ACTIVATIONS:
-            raise ValueError(f"hidden_act={act!r} is not supported; expected one of {sorted(_HF_ACTIVATIONS)}")
-        if getattr(hf_config, "position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"only absolute position embeddings are supported, got {hf_config.position_embedding_type!r}")
-        if kind == "albert" and (hf_config.num_hidden_groups != 1 or hf_config.inner_group_num != 1):
-            raise ValueError("only ALBERT with one shared block (num_hidden_groups = inner_group_num = 1) is supported")
-        if hf_config.hidden_dropout_prob != hf_config.attention_probs_dropout_prob:
-            raise ValueError("BertConfig has one dropout rate; the Hugging Face config has two different ones")
+        """The configuration of a Hugging Face ``BertConfig``, ``RobertaConfig`` or
+        ``AlbertConfig``."""
+        kind = check_hf_encoder_config(hf_config, _HF_ACTIVATIONS)
+        c = hf_config
         return cls(
-            vocab_size=hf_config.vocab_size, d_model=hf_config.hidden_size, n_layers=hf_config.num_hidden_layers,
-            n_heads=hf_config.num_attention_heads, d_ff=hf_config.intermediate_size,
-            max_position=hf_config.max_position_embeddings, type_vocab_size=hf_config.type_vocab_size,
-            dropout=hf_config.hidden_dropout_prob, layer_norm_eps=hf_config.layer_norm_eps,
-            activation=_HF_ACTIVATIONS[act], pad_token_id=hf_config.pad_token_id or 0,
-            init_std=hf_config.initializer_range,
-            d_embed=hf_config.embedding_size if kind == "albert" else None,
+            vocab_size=c.vocab_size, d_model=c.hidden_size, n_layers=c.num_hidden_layers,
+            n_heads=c.num_attention_heads, d_ff=c.intermediate_size,
+            block_size=c.max_position_embeddings, type_vocab_size=c.type_vocab_size,
+            dropout=c.hidden_dropout_prob, eps=c.layer_norm_eps,
+            activation=_HF_ACTIVATIONS[c.hidden_act], pad_token_id=c.pad_token_id or 0,
+            init_std=c.initializer_range,
+            d_embed=c.embedding_size if kind == "albert" else None,
             share_layers=kind == "albert",
-            position_offset=hf_config.pad_token_id + 1 if kind == "roberta" else 0,
+            position_offset=c.pad_token_id + 1 if kind == "roberta" else 0,
             sentence_task={"bert": "nsp", "roberta": None, "albert": "sop"}[kind],
             masking="dynamic" if kind == "roberta" else "static",
-            tokenizer={"bert": "wordpiece", "roberta": "byte_bpe", "albert": "sentencepiece"}[kind],
-        )
+            tokenizer={"bert": "wordpiece", "roberta": "byte_bpe",
+                       "albert": "sentencepiece"}[kind])
+
+    # %% notebooks/06_bert.ipynb, cell 105: 6.9 Variants as configuration: RoBERTa and AL...
+    @classmethod
+    def roberta_base(cls, **changes) -> "BertConfig":
+        """roberta-base: BERT-base's shape, a 50,265-token byte-level BPE, one segment type,
+        no NSP, dynamic masking, positions numbered from 2 (514 rows), LayerNorm eps 1e-5."""
+        return cls(**{"vocab_size": 50265, "block_size": 514, "type_vocab_size": 1, "eps": 1e-5,
+                      "pad_token_id": 1, "position_offset": 2, "sentence_task": None,
+                      "masking": "dynamic", "tokenizer": "byte_bpe", **changes})
+
+    # %% notebooks/06_bert.ipynb, cell 105: 6.9 Variants as configuration: RoBERTa and AL...
+    @classmethod
+    def albert_base(cls, **changes) -> "BertConfig":
+        """albert-base-v2: E=128 < H=768, one block shared by all 12 layers, sentence-order
+        prediction, tanh-GELU, a 30,000-token SentencePiece vocabulary, no dropout."""
+        return cls(**{"vocab_size": 30000, "d_embed": 128, "share_layers": True,
+                      "activation": "gelu_tanh", "dropout": 0.0, "sentence_task": "sop",
+                      "tokenizer": "sentencepiece", **changes})
 
 
-# %% notebooks/06_bert.ipynb, cell 35: Embeddings
-def _check_inputs(config: BertConfig, input_ids, token_type_ids, attention_mask):
-    """Validate a batch; return ``(token_type_ids, attention_mask)`` with defaults filled in."""
-    _check_ids(input_ids, config.vocab_size)
-    B, T = input_ids.shape
-    if T > config.max_seq_len:
-        raise ValueError(
-            f"input_ids has {T} positions but this model has only {config.max_seq_len} "
-            f"(max_position={config.max_position}): truncate the sequence"
-        )
-    if token_type_ids is None:
-        token_type_ids = torch.zeros_like(input_ids)
-    elif not isinstance(token_type_ids, torch.Tensor) or token_type_ids.shape != input_ids.shape:
-        raise ValueError(
-            f"token_type_ids must have the shape of input_ids, {(B, T)}, "
-            f"got {tuple(getattr(token_type_ids, 'shape', ()))}"
-        )
-    elif token_type_ids.dtype != torch.long:
-        raise TypeError(f"token_type_ids must be a torch.long tensor, got {token_type_ids.dtype}")
-    elif token_type_ids.numel() and (token_type_ids.min() < 0 or token_type_ids.max() >= config.type_vocab_size):
-        raise ValueError(
-            f"token_type_ids must lie in [0, {config.type_vocab_size}), got values from "
-            f"{int(token_type_ids.min())} to {int(token_type_ids.max())}"
-        )
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    elif not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"attention_mask must have the shape of input_ids, {(B, T)} (1 = real token, 0 = padding), "
-            f"got {tuple(getattr(attention_mask, 'shape', ()))}"
-        )
-    return token_type_ids, attention_mask
-
-
+# %% notebooks/06_bert.ipynb, cell 43: Embeddings
 class BertEmbeddings(nn.Module):
-    """Token + segment + position embeddings, then LayerNorm and dropout: (B, T) ids -> (B, T, embed_dim).
+    """Token + segment + position embeddings, then LayerNorm and dropout:
+    (B, T) ids -> (B, T, E).
 
-    Parts: ``token`` (vocab_size, E), ``position`` (max_position, E), ``segment``
-    (type_vocab_size, E), ``norm``; E = ``config.embed_dim`` (d_model, or ALBERT's d_embed).
+    Parts: ``token`` (vocab_size, E), ``position`` (block_size, E), ``segment``
+    (type_vocab_size, E), ``norm``; E = ``config.embed_dim`` (d_model, or ALBERT's
+    d_embed). Token types default to 0 (one segment).
     """
 
     def __init__(self, config: BertConfig):
@@ -440,141 +329,182 @@ class BertEmbeddings(nn.Module):
         self.config = config
         E = config.embed_dim
         self.token = nn.Embedding(config.vocab_size, E)
-        self.position = nn.Embedding(config.max_position, E)
+        self.position = nn.Embedding(config.block_size, E)
         self.segment = nn.Embedding(config.type_vocab_size, E)
-        self.norm = LayerNorm(E, eps=config.layer_norm_eps)
+        self.norm = LayerNorm(E, eps=config.eps)
         self.dropout = nn.Dropout(config.dropout)
 
     def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, T) position of each token: 0..T-1 (BERT), or RoBERTa's numbering from pad_token_id + 1."""
-        T = input_ids.shape[1]
+        """(B, T) position of each token: 0..T-1 (BERT), or RoBERTa's numbering from
+        pad_token_id + 1 (padding gets pad_token_id)."""
         if self.config.position_offset == 0:
+            T = input_ids.shape[1]
             return torch.arange(T, device=input_ids.device).expand_as(input_ids)
         real = (input_ids != self.config.pad_token_id).long()
         return real.cumsum(dim=1) * real + self.config.pad_token_id
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        token_type_ids, _ = _check_inputs(self.config, input_ids, token_type_ids, None)
-        x = self.token(input_ids) + self.segment(token_type_ids) + self.position(self.position_ids(input_ids))
+    def forward(self, input_ids: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.token(input_ids) + self.segment(token_type_ids)
+        x = x + self.position(self.position_ids(input_ids))
         return self.dropout(self.norm(x))
 
 
-# %% notebooks/06_bert.ipynb, cell 37: The encoder and the pooler
+# %% notebooks/06_bert.ipynb, cell 45: The encoder and the pooler
+def bert_block(config: BertConfig) -> TransformerBlock:
+    """A BERT block from chapter 5's parts: post-LN, bidirectional attention, an MLP."""
+    d, p = config.d_model, config.dropout
+    attn = MultiHeadAttention(d, config.n_heads, dropout=p)
+    ffn = FeedForward(d, config.d_ff, p, config.activation)
+    norms = LayerNorm(d, config.eps), LayerNorm(d, config.eps)
+    return TransformerBlock(attn, ffn, *norms, norm_first=False, dropout=p)
+
+
 def _init_weights(module: nn.Module, std: float) -> None:
-    """BERT's initialization: N(0, std^2) weights for linear and embedding layers, zero biases.
-    (LayerNorms start at gain 1 and bias 0, as they are built.)"""
+    """BERT's initialization: N(0, std^2) weights for linear and embedding layers, zero
+    biases. (LayerNorms start at gain 1 and bias 0, as they are built.)"""
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, mean=0.0, std=std)
     if isinstance(module, nn.Linear) and module.bias is not None:
         nn.init.zeros_(module.bias)
 
 
+# %% notebooks/06_bert.ipynb, cell 47: The encoder and the pooler
 class BertModel(nn.Module):
-    """The BERT encoder: embeddings, ``n_layers`` post-LN Transformer blocks, and the [CLS] pooler.
+    """The BERT encoder: embeddings, ``n_layers`` post-LN blocks, and the [CLS] pooler.
 
-    ``forward(input_ids, token_type_ids=None, attention_mask=None)``:
-        input_ids: (B, T) token ids; token_type_ids: (B, T) segment ids (default all 0);
-        attention_mask: (B, T), 1 = real token, 0 = padding (default all 1), as in Hugging Face.
-        Returns ``(hidden, pooled)``: hidden (B, T, d_model), pooled (B, d_model) =
-        tanh(dense(hidden[:, 0])), or None when ``config.add_pooler`` is False.
+    ``forward(input_ids, token_type_ids=None, attention_mask=None) -> (hidden, pooled)``:
+        input_ids (B, T) token ids; token_type_ids (B, T) segment ids (default all 0);
+        attention_mask (B, T), 1 = real token, 0 = padding (default all 1), as in
+        Hugging Face. hidden (B, T, d_model); pooled (B, d_model), or None without a
+        pooler (``config.add_pooler`` False).
 
-    Parts: ``embeddings`` (:class:`BertEmbeddings`), ``embed_proj`` (Linear(d_embed, d_model), ALBERT
-    only, else None), ``blocks`` (``n_layers`` :class:`~minillm.layers.TransformerBlock`, or one block
-    with ``share_layers``), ``pooler`` (Linear(d_model, d_model) or None).
+    Parts: ``embeddings``, ``embed_proj`` (Linear(d_embed, d_model), ALBERT only, else
+    None), ``blocks`` (``n_layers`` blocks from :func:`bert_block`, or one with
+    ``share_layers``), ``pooler`` (Linear(d_model, d_model) or None).
     """
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
+        check_type("config", config, BertConfig)
         self.config = config
         self.embeddings = BertEmbeddings(config)
-        self.embed_proj = nn.Linear(config.embed_dim, config.d_model) if config.embed_dim != config.d_model else None
+        E, d = config.embed_dim, config.d_model
+        self.embed_proj = nn.Linear(E, d) if E != d else None  # ALBERT: E -> d_model
         n_blocks = 1 if config.share_layers else config.n_layers
-        self.blocks = nn.ModuleList(
-            TransformerBlock(config.d_model, config.n_heads, config.d_ff, dropout=config.dropout, norm_first=False,
-                             activation=config.activation, eps=config.layer_norm_eps)
-            for _ in range(n_blocks)
-        )
-        self.pooler = nn.Linear(config.d_model, config.d_model) if config.add_pooler else None
+        self.blocks = nn.ModuleList(bert_block(config) for _ in range(n_blocks))
+        self.pooler = nn.Linear(d, d) if config.add_pooler else None
         self.apply(lambda m: _init_weights(m, config.init_std))
 
     def layer(self, i: int) -> TransformerBlock:
         """The block that computes layer i (always the same one with share_layers)."""
         return self.blocks[0 if self.config.share_layers else i]
 
-    def _encode(self, input_ids, token_type_ids, attention_mask, need_weights: bool):
-        token_type_ids, attention_mask = _check_inputs(self.config, input_ids, token_type_ids, attention_mask)
+    # %% notebooks/06_bert.ipynb, cell 49: The encoder and the pooler
+    def hidden_states(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                      attention_mask: torch.Tensor | None = None, *, need_weights: bool = False):
+        """The trunk: (B, T) token ids -> final hidden states (B, T, d_model).
+
+        With ``need_weights=True``, also the attention weights of every layer, a tensor of
+        shape (n_layers, B, n_heads, T, T).
+        """
+        check_encoder_inputs(self.config, input_ids, token_type_ids, attention_mask)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, E)
         if self.embed_proj is not None:
-            x = self.embed_proj(x)  # (B, T, d_model)
-        mask = padding_mask(attention_mask)  # (B, 1, 1, T), True = may attend
-        weights = []
+            x = self.embed_proj(x)  # ALBERT: (B, T, E) -> (B, T, d_model)
+        mask = None if attention_mask is None else padding_mask(attention_mask)  # (B, 1, 1, T)
+        maps = []
         for i in range(self.config.n_layers):
-            x = self.layer(i)(x, mask, need_weights=need_weights)
+            x = self.layer(i)(x, mask=mask, need_weights=need_weights)
             if need_weights:
-                x, w = x
-                weights.append(w)  # (B, n_heads, T, T)
-        return x, weights
+                x, weights = x  # weights: (B, n_heads, T, T)
+                maps.append(weights)
+        return (x, torch.stack(maps)) if need_weights else x
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
-        hidden, _ = self._encode(input_ids, token_type_ids, attention_mask, need_weights=False)
-        pooled = torch.tanh(self.pooler(hidden[:, 0])) if self.pooler is not None else None
-        return hidden, pooled
+    # %% notebooks/06_bert.ipynb, cell 49: The encoder and the pooler
+    def pool(self, hidden: torch.Tensor) -> torch.Tensor | None:
+        """The pooled [CLS] vector tanh(pooler(hidden[:, 0])), (B, d_model); None without a
+        pooler."""
+        return None if self.pooler is None else torch.tanh(self.pooler(hidden[:, 0]))
 
+    # %% notebooks/06_bert.ipynb, cell 51: The encoder and the pooler
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None):
+        hidden = self.hidden_states(input_ids, token_type_ids, attention_mask)
+        return hidden, self.pool(hidden)
+
+    # %% notebooks/06_bert.ipynb, cell 51: The encoder and the pooler
     @torch.no_grad()
-    def attention_maps(self, input_ids, token_type_ids=None, attention_mask=None) -> list[torch.Tensor]:
-        """The attention weights of every layer: a list of n_layers (B, n_heads, T, T) tensors
-        (rows: queries, columns: keys; each row sums to 1)."""
-        return self._encode(input_ids, token_type_ids, attention_mask, need_weights=True)[1]
+    def attention_maps(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                       attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The attention weights of every layer and head, (n_layers, B, n_heads, T, T), in
+        eval mode (rows: queries, columns: keys; each row sums to 1)."""
+        was_training = self.training
+        self.eval()
+        try:
+            _, maps = self.hidden_states(input_ids, token_type_ids, attention_mask,
+                                         need_weights=True)
+        finally:
+            self.train(was_training)
+        return maps
 
+    # %% notebooks/06_bert.ipynb, cell 71: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_hf(cls, hf_model) -> "BertModel":
-        """Convert a Hugging Face ``BertModel``, ``RobertaModel`` or ``AlbertModel`` (weights copied)."""
-        kind = _hf_kind(hf_model, ("BertModel", "RobertaModel", "AlbertModel"))
+        """Convert a Hugging Face ``BertModel``, ``RobertaModel`` or ``AlbertModel``
+        (weights copied)."""
+        kind = check_hf_model(hf_model, ("BertModel", "RobertaModel", "AlbertModel"))
         config = BertConfig.from_hf(hf_model.config)
         if kind != "albert" and getattr(hf_model, "pooler", None) is None:
             config = replace(config, add_pooler=False, sentence_task=None)
         model = cls(config)
-        state = hf_model.state_dict()
-        model.load_state_dict({ours: state[theirs] for ours, theirs in _hf_encoder_names(config, kind, "").items()})
+        state, names = hf_model.state_dict(), _hf_encoder_names(config, kind, "")
+        model.load_state_dict({ours: state[theirs] for ours, theirs in names.items()})
         return model.train(hf_model.training)
 
 
-# %% notebooks/06_bert.ipynb, cell 39: The pretraining heads
-def _activate(x: torch.Tensor, activation: str) -> torch.Tensor:
-    approximate = _ACTIVATIONS[activation]
-    return F.relu(x) if approximate is None else F.gelu(x, approximate=approximate)
-
-
+# %% notebooks/06_bert.ipynb, cell 53: The pretraining heads
 class MLMHead(nn.Module):
-    """dense -> activation -> LayerNorm -> decoder: (..., d_model) -> (..., vocab_size) scores.
+    """dense -> activation -> LayerNorm -> decoder: (..., d_model) -> (..., vocab_size).
 
-    ``decoder`` is Linear(embed_dim, vocab_size); :class:`BertForPreTraining` ties its weight to the
-    token embedding table, so only its bias (vocab_size,) is a parameter of its own.
+    ``decoder`` is Linear(embed_dim, vocab_size); :class:`BertForPreTraining` ties its
+    weight to the token embedding table, so only its bias (vocab_size,) is its own.
     """
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.activation = config.activation
         self.dense = nn.Linear(config.d_model, config.embed_dim)
-        self.norm = LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
+        self.act = ACTIVATIONS[config.activation]()
+        self.norm = LayerNorm(config.embed_dim, eps=config.eps)
         self.decoder = nn.Linear(config.embed_dim, config.vocab_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(_activate(self.dense(hidden), self.activation)))
+        return self.decoder(self.norm(self.act(self.dense(hidden))))
 
 
+class PretrainingLogits(NamedTuple):
+    """The two heads' scores: ``mlm`` (B, T, vocab_size), one distribution per position,
+    and ``nsp`` (B, 2) for NSP or SOP, None without a sentence task."""
+
+    mlm: torch.Tensor
+    nsp: torch.Tensor | None
+
+
+# %% notebooks/06_bert.ipynb, cell 55: The pretraining heads
 class BertForPreTraining(nn.Module):
-    """BERT with its two pretraining heads (also RoBERTa's and ALBERT's, by configuration).
+    """BERT with its two pretraining heads (RoBERTa's and ALBERT's too, by configuration).
 
-    ``forward(input_ids, token_type_ids=None, attention_mask=None)`` returns
-    ``(mlm_logits, nsp_logits)``: mlm_logits (B, T, vocab_size), nsp_logits (B, 2) from the pooled
-    [CLS] vector (sentence-order logits for ``sentence_task="sop"``; None when ``sentence_task`` is None).
-    Inputs are those of :class:`BertModel`; ``attention_mask`` has 1 = real token, 0 = padding.
+    ``forward(input_ids, token_type_ids=None, attention_mask=None, *, labels=None,
+    next_sentence_label=None) -> (logits, loss)``: inputs as for :class:`BertModel`;
+    logits a :class:`PretrainingLogits` ``(mlm, nsp)``; labels (B, T): the original token
+    at chosen positions, IGNORE_INDEX elsewhere; next_sentence_label (B,): NSP/SOP labels.
+    loss: the mean MLM cross-entropy over the chosen positions, plus the NSP/SOP
+    cross-entropy if next_sentence_label is given; None without labels.
 
-    Parts: ``bert`` (:class:`BertModel`), ``mlm_head`` (:class:`MLMHead`, decoder weight tied to
-    ``bert.embeddings.token.weight``), ``sentence_head`` (Linear(d_model, 2) or None).
+    Parts: ``bert``, ``mlm_head`` (decoder weight tied to ``bert.embeddings.token.weight``),
+    ``sentence_head`` (Linear(d_model, 2) or None).
     """
 
     def __init__(self, config: BertConfig):
@@ -586,46 +516,40 @@ class BertForPreTraining(nn.Module):
         self.mlm_head.apply(lambda m: _init_weights(m, config.init_std))
         if self.sentence_head is not None:
             _init_weights(self.sentence_head, config.init_std)
-        self.mlm_head.decoder.weight = self.bert.embeddings.token.weight  # weight tying: one shared tensor
+        self.mlm_head.decoder.weight = self.bert.embeddings.token.weight  # tied: one tensor
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
-        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)
-        mlm_logits = self.mlm_head(hidden)  # (B, T, vocab_size)
-        nsp_logits = self.sentence_head(pooled) if self.sentence_head is not None else None  # (B, 2)
-        return mlm_logits, nsp_logits
+    # %% notebooks/06_bert.ipynb, cell 56: The pretraining heads
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, *, labels: torch.Tensor | None = None,
+                next_sentence_label: torch.Tensor | None = None):
+        hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)
+        pooled = self.bert.pool(hidden)  # (B, d_model), or None
+        nsp = None if self.sentence_head is None else self.sentence_head(pooled)  # (B, 2)
+        logits = PretrainingLogits(self.mlm_head(hidden), nsp)  # mlm: (B, T, vocab_size)
+        loss = None
+        if labels is not None:  # positions labelled IGNORE_INDEX (-100) are skipped
+            check_mlm_labels(labels, input_ids)
+            loss = F.cross_entropy(logits.mlm.flatten(0, 1), labels.flatten())
+        if next_sentence_label is not None:
+            check_sentence_labels(next_sentence_label, nsp, len(input_ids))
+            nsp_loss = F.cross_entropy(nsp, next_sentence_label)
+            loss = nsp_loss if loss is None else loss + nsp_loss
+        return logits, loss
 
-    def attention_maps(self, input_ids, token_type_ids=None, attention_mask=None) -> list[torch.Tensor]:
-        """The encoder's attention weights, n_layers tensors (B, n_heads, T, T): see :meth:`BertModel.attention_maps`."""
+    # %% notebooks/06_bert.ipynb, cell 56: The pretraining heads
+    def attention_maps(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                       attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's attention weights, (n_layers, B, n_heads, T, T): see
+        :meth:`BertModel.attention_maps`."""
         return self.bert.attention_maps(input_ids, token_type_ids, attention_mask)
 
-    def losses(self, input_ids, token_type_ids=None, attention_mask=None, *, mlm_labels, sentence_labels=None):
-        """The pretraining losses ``(mlm_loss, sentence_loss)``.
-
-        mlm_labels: (B, T), the original token at chosen positions and IGNORE_INDEX elsewhere; the MLM
-        loss is the mean cross-entropy over the chosen positions (the MLM head runs only there).
-        sentence_labels: (B,) NSP/SOP labels; the sentence loss is None without them.
-        """
-        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)
-        if not isinstance(mlm_labels, torch.Tensor) or mlm_labels.shape != input_ids.shape:
-            raise ValueError(f"mlm_labels must have the shape of input_ids, {tuple(input_ids.shape)}")
-        chosen = mlm_labels != IGNORE_INDEX
-        if not chosen.any():
-            raise ValueError("mlm_labels has no chosen position (all are IGNORE_INDEX): there is nothing to predict")
-        mlm_loss = F.cross_entropy(self.mlm_head(hidden[chosen]), mlm_labels[chosen])
-        sentence_loss = None
-        if sentence_labels is not None:
-            if self.sentence_head is None:
-                raise ValueError("this model has no sentence-level head (config.sentence_task is None)")
-            sentence_loss = F.cross_entropy(self.sentence_head(pooled), sentence_labels)
-        return mlm_loss, sentence_loss
-
+    # %% notebooks/06_bert.ipynb, cell 71: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_hf(cls, hf_model) -> "BertForPreTraining":
-        """Convert a Hugging Face ``BertForPreTraining``, ``RobertaForMaskedLM`` or ``AlbertForPreTraining``.
-
-        The weights are copied (not shared), and the result is in the training mode of ``hf_model``.
-        """
-        kind = _hf_kind(hf_model, ("BertForPreTraining", "RobertaForMaskedLM", "AlbertForPreTraining"))
+        """Convert a Hugging Face ``BertForPreTraining``, ``RobertaForMaskedLM`` or
+        ``AlbertForPreTraining`` (weights copied)."""
+        kind = check_hf_model(hf_model, ("BertForPreTraining", "RobertaForMaskedLM",
+                                         "AlbertForPreTraining"))
         config = BertConfig.from_hf(hf_model.config)
         if kind == "roberta":
             config = replace(config, add_pooler=False)
@@ -635,74 +559,46 @@ class BertForPreTraining(nn.Module):
         model.load_state_dict({ours: state[theirs] for ours, theirs in names.items()})
         return model.train(hf_model.training)
 
+    # %% notebooks/06_bert.ipynb, cell 76: 6.6 Matching Hugging Face, number for number
     @classmethod
-    def from_pretrained(
-        cls, name: str = "bert-base-uncased", *, local_files_only: bool = False, cache_dir: str | None = None
-    ) -> "BertForPreTraining":
-        """Download (or read from the cache) a pretrained checkpoint with ``transformers`` and convert it.
+    def from_pretrained(cls, name: str = "bert-base-uncased", *, local_files_only: bool = False,
+                        cache_dir: str | None = None) -> "BertForPreTraining":
+        """Download (or read from the cache) a pretrained checkpoint with ``transformers``
+        and convert it.
 
-        ``name`` is a Hugging Face hub name (``"bert-base-uncased"``, ``"roberta-base"``,
+        ``name`` is a hub name (``"bert-base-uncased"``, ``"roberta-base"``,
         ``"albert-base-v2"``...) or a folder written by ``save_pretrained``. Offline, or with
-        ``local_files_only=True``, a checkpoint that is not in the cache raises an ``OSError`` that
-        says so (instead of retrying the network for half a minute).
+        ``local_files_only=True``, a checkpoint that is not in the cache raises an
+        ``OSError`` that says so (instead of retrying the network for half a minute).
         """
-        transformers = _import_transformers()
-        auto = transformers.AutoModelForPreTraining
+        auto = _import_transformers().AutoModelForPreTraining
+        where = cache_dir or "the default cache folder"
         try:
             hf_model = auto.from_pretrained(name, local_files_only=True, cache_dir=cache_dir)
         except OSError:
             if local_files_only:
                 raise OSError(
-                    f"{name!r} is not in the Hugging Face cache ({cache_dir or 'the default cache folder'}) "
-                    "and local_files_only=True forbids downloading it. Pass local_files_only=False on a "
-                    "machine with internet access, or give the path of a folder saved with save_pretrained."
+                    f"{name!r} is not in the Hugging Face cache ({where}) and local_files_only="
+                    "True forbids downloading it. Pass local_files_only=False on a machine with "
+                    "internet access, or give the path of a folder saved with save_pretrained."
                 ) from None
             if not _hub_reachable():
                 raise OSError(
-                    f"cannot load {name!r}: it is not in the Hugging Face cache "
-                    f"({cache_dir or 'the default cache folder'}) and the hub ({_hf_endpoint()}) cannot be "
-                    "reached from this machine. Connect to the internet once (the download is then cached), "
-                    "or copy a folder saved with save_pretrained to this machine and pass its path."
-                ) from None
+                    f"cannot load {name!r}: it is not in the Hugging Face cache ({where}) and "
+                    f"the hub ({_hf_endpoint()}) cannot be reached from this machine. Connect "
+                    "to the internet once (the download is then cached), or copy a folder "
+                    "saved with save_pretrained to this machine and pass its path.") from None
             hf_model = auto.from_pretrained(name, cache_dir=cache_dir)
         return cls.from_hf(hf_model).eval()
 
 
-# %% notebooks/06_bert.ipynb, cell 41: The pretraining heads
-def _import_transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise ImportError(
-            "converting Hugging Face models needs the `transformers` package: pip install transformers"
-        ) from None
-    return transformers
+# %% notebooks/06_bert.ipynb, cell 65: 6.6 Matching Hugging Face, number for number
+_HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                   "relu": "relu"}
 
 
-def _hf_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers a TCP connection (False when HF_HUB_OFFLINE is set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(_hf_endpoint())
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def _hf_kind(hf_model, expected: tuple[str, ...]) -> str:
-    name = type(hf_model).__name__
-    if name not in expected:
-        raise TypeError(f"expected a transformers {', '.join(expected[:-1])} or {expected[-1]}, got {name}")
-    return hf_model.config.model_type
-
-
-_HF_BLOCK = {  # ours -> (BERT/RoBERTa name under encoder.layer.{i}., ALBERT name under the shared layer)
+# %% notebooks/06_bert.ipynb, cell 68: 6.6 Matching Hugging Face, number for number
+_HF_BLOCK = {  # ours -> (BERT/RoBERTa under encoder.layer.{i}., ALBERT's shared layer)
     "attn.q_proj": ("attention.self.query", "attention.query"),
     "attn.k_proj": ("attention.self.key", "attention.key"),
     "attn.v_proj": ("attention.self.value", "attention.value"),
@@ -716,69 +612,103 @@ _HF_BLOCK = {  # ours -> (BERT/RoBERTa name under encoder.layer.{i}., ALBERT nam
 
 def _hf_encoder_names(config: BertConfig, kind: str, prefix: str) -> dict[str, str]:
     """Our BertModel's parameter names -> Hugging Face's (under ``prefix``, e.g. "bert.")."""
-    out = {"embeddings.token.weight": f"{prefix}embeddings.word_embeddings.weight",
-           "embeddings.position.weight": f"{prefix}embeddings.position_embeddings.weight",
-           "embeddings.segment.weight": f"{prefix}embeddings.token_type_embeddings.weight"}
-    pairs = [("embeddings.norm", f"{prefix}embeddings.LayerNorm")]
+    emb = f"{prefix}embeddings."
+    out = {"embeddings.token.weight": f"{emb}word_embeddings.weight",
+           "embeddings.position.weight": f"{emb}position_embeddings.weight",
+           "embeddings.segment.weight": f"{emb}token_type_embeddings.weight"}
+    pairs = [("embeddings.norm", f"{emb}LayerNorm")]
     if kind == "albert":
+        shared = f"{prefix}encoder.albert_layer_groups.0.albert_layers.0."
         pairs.append(("embed_proj", f"{prefix}encoder.embedding_hidden_mapping_in"))
-        pairs += [(f"blocks.0.{ours}", f"{prefix}encoder.albert_layer_groups.0.albert_layers.0.{theirs}")
+        pairs += [(f"blocks.0.{ours}", shared + theirs)
                   for ours, (_, theirs) in _HF_BLOCK.items()]
-        if config.add_pooler:
-            pairs.append(("pooler", f"{prefix}pooler"))
     else:
         pairs += [(f"blocks.{i}.{ours}", f"{prefix}encoder.layer.{i}.{theirs}")
                   for i in range(config.n_layers) for ours, (theirs, _) in _HF_BLOCK.items()]
-        if config.add_pooler:
-            pairs.append(("pooler", f"{prefix}pooler.dense"))
+    if config.add_pooler:
+        pairs.append(("pooler", f"{prefix}pooler" + ("" if kind == "albert" else ".dense")))
     for ours, theirs in pairs:
         out[f"{ours}.weight"], out[f"{ours}.bias"] = f"{theirs}.weight", f"{theirs}.bias"
     return {f"bert.{k}" if prefix else k: v for k, v in out.items()}
 
 
+# %% notebooks/06_bert.ipynb, cell 69: 6.6 Matching Hugging Face, number for number
+_HF_HEADS = {  # model type -> (MLM head prefix, its LayerNorm, sentence head or None)
+    "bert": ("cls.predictions.", "LayerNorm", "cls.seq_relationship"),
+    "roberta": ("lm_head.", "layer_norm", None),
+    "albert": ("predictions.", "LayerNorm", "sop_classifier.classifier"),
+}
+
+
 def _hf_head_names(config: BertConfig, kind: str) -> dict[str, str]:
     """Our heads' parameter names -> Hugging Face's."""
-    head, sentence = {"bert": ("cls.predictions.transform.", "cls.seq_relationship"),
-                      "roberta": ("lm_head.", None),
-                      "albert": ("predictions.", "sop_classifier.classifier")}[kind]
-    norm = "layer_norm" if kind == "roberta" else "LayerNorm"
-    bias = {"bert": "cls.predictions.bias", "roberta": "lm_head.bias", "albert": "predictions.bias"}[kind]
-    decoder = {"bert": "cls.predictions.decoder", "roberta": "lm_head.decoder", "albert": "predictions.decoder"}[kind]
-    out = {"mlm_head.decoder.weight": f"{decoder}.weight", "mlm_head.decoder.bias": bias}
-    parts = (("mlm_head.dense", f"{head}dense"), ("mlm_head.norm", f"{head}{norm}"), ("sentence_head", sentence))
+    head, norm, sentence = _HF_HEADS[kind]
+    transform = "cls.predictions.transform." if kind == "bert" else head
+    out = {"mlm_head.decoder.weight": f"{head}decoder.weight",
+           "mlm_head.decoder.bias": f"{head}bias"}
+    parts = (("mlm_head.dense", f"{transform}dense"),
+             ("mlm_head.norm", f"{transform}{norm}"), ("sentence_head", sentence))
     for ours, theirs in parts:
         if theirs is not None:
             out[f"{ours}.weight"], out[f"{ours}.bias"] = f"{theirs}.weight", f"{theirs}.bias"
     return out
 
 
-# %% notebooks/06_bert.ipynb, cell 54: The data
+# %% notebooks/06_bert.ipynb, cell 75: 6.6 Matching Hugging Face, number for number
+def _import_transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise ImportError("converting Hugging Face models needs the `transformers` package: "
+                          "pip install transformers") from None
+    return transformers
+
+
+def _hf_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (False when HF_HUB_OFFLINE
+    is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(_hf_endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+# %% notebooks/06_bert.ipynb, cell 79: The data
 class PretrainingBatches:
     """Sentence pairs as tensors, and batches of them for MLM + NSP/SOP pretraining.
 
     Args:
-        pairs: ``(ids_a, ids_b, label)`` triples, e.g. from :func:`sentence_pairs` on token ids.
-        config: gives ``vocab_size``, ``masking`` ("static": one mask per sequence, drawn here;
-            "dynamic": new masks at every call) and ``mlm_probability``.
-        special: the special tokens' ids: an object with ``cls``, ``sep``, ``pad``, ``mask`` and
-            ``all()`` (such as :func:`minillm.tokenization.special_token_ids`).
+        pairs: ``(ids_a, ids_b, label)`` triples, e.g. from :func:`sentence_pairs`.
+        config: gives ``vocab_size``, ``masking`` ("static": one mask per sequence,
+            drawn here; "dynamic": new masks at every call) and ``mlm_probability``.
+        special: the special tokens' ids, an object with ``cls``, ``sep``, ``pad``,
+            ``mask`` and ``all()`` (as :func:`minillm.tokenization.special_token_ids`).
         max_len: pairs longer than this are truncated with :func:`truncate_pair`.
 
-    ``sample(batch_size)`` draws a random batch; ``batches(batch_size)`` goes through all the pairs in
-    order. A batch is a dict of ``input_ids``, ``token_type_ids``, ``attention_mask``, ``mlm_labels``
-    (B, T) and ``sentence_labels`` (B,), cut to the longest sequence in it.
+    ``sample(batch_size)`` draws a random batch; ``batches(batch_size)`` goes through all
+    the pairs in order. A batch is a dict of the keyword inputs of
+    :meth:`BertForPreTraining.forward`: ``input_ids``, ``token_type_ids``,
+    ``attention_mask``, ``labels`` (B, T) and ``next_sentence_label`` (B,), cut to the
+    longest sequence in it.
     """
 
-    def __init__(self, pairs, *, config: BertConfig, special, max_len: int, generator: torch.Generator | None = None):
-        if len(pairs) == 0:
-            raise ValueError("PretrainingBatches needs at least one pair")
-        if max_len > config.max_seq_len:
-            raise ValueError(f"max_len={max_len} is longer than the model's {config.max_seq_len} positions")
+    def __init__(self, pairs, *, config: BertConfig, special, max_len: int,
+                 generator: torch.Generator | None = None):
+        check_pairs(pairs, max_len, config.max_seq_len)
         self.config, self.special, self.generator = config, special, generator
-        examples = [build_pair_inputs(a, b, cls_token_id=special.cls, sep_token_id=special.sep, max_len=max_len)
-                    for a, b, _ in pairs]
+        examples = [build_pair_inputs(a, b, cls_token_id=special.cls, sep_token_id=special.sep,
+                                      max_len=max_len) for a, b, _ in pairs]
         tensors = pad_batch(examples, pad_token_id=special.pad, length=max_len)
-        _check_ids(tensors["input_ids"], config.vocab_size, name="the token ids of pairs")
+        check_token_ids("the token ids of pairs", tensors["input_ids"], config.vocab_size)
         self.input_ids, self.token_type_ids = tensors["input_ids"], tensors["token_type_ids"]
         self.attention_mask = tensors["attention_mask"]
         self.sentence_labels = torch.tensor([label for *_, label in pairs], dtype=torch.long)
@@ -788,90 +718,93 @@ class PretrainingBatches:
         return len(self.input_ids)
 
     def _mask(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return mask_tokens(input_ids, mask_token_id=self.special.mask, vocab_size=self.config.vocab_size,
-                           special_token_ids=self.special.all(), mlm_probability=self.config.mlm_probability,
+        return mask_tokens(input_ids, mask_token_id=self.special.mask,
+                           vocab_size=self.config.vocab_size,
+                           special_token_ids=self.special.all(),
+                           mlm_probability=self.config.mlm_probability,
                            generator=self.generator)
 
+    # %% notebooks/06_bert.ipynb, cell 81: The data
     def _batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        T = int(self.attention_mask[index].sum(dim=1).max())  # drop the columns that are padding everywhere
+        T = int(self.attention_mask[index].sum(dim=1).max())  # drop all-padding columns
         if self.static is not None:
             inputs, labels = self.static[0][index, :T], self.static[1][index, :T]
         else:
             inputs, labels = self._mask(self.input_ids[index, :T])
         return {"input_ids": inputs, "token_type_ids": self.token_type_ids[index, :T],
-                "attention_mask": self.attention_mask[index, :T], "mlm_labels": labels,
-                "sentence_labels": self.sentence_labels[index]}
+                "attention_mask": self.attention_mask[index, :T], "labels": labels,
+                "next_sentence_label": self.sentence_labels[index]}
 
+    # %% notebooks/06_bert.ipynb, cell 81: The data
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A batch of ``batch_size`` pairs drawn at random (with replacement across calls)."""
-        _check_int("batch_size", batch_size)
+        check_int("batch_size", batch_size)
         return self._batch(torch.randint(len(self), (batch_size,), generator=self.generator))
 
+    # %% notebooks/06_bert.ipynb, cell 81: The data
     def batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """All the pairs, in order, in batches of ``batch_size`` (the last may be smaller)."""
-        _check_int("batch_size", batch_size)
+        check_int("batch_size", batch_size)
         for start in range(0, len(self), batch_size):
             yield self._batch(torch.arange(start, min(start + batch_size, len(self))))
 
 
-# %% notebooks/06_bert.ipynb, cell 59: The training loop
+# %% notebooks/06_bert.ipynb, cell 86: Training
 @torch.no_grad()
 def evaluate_pretraining(model: BertForPreTraining, batches) -> dict[str, float]:
-    """Losses and accuracies of ``model`` over ``batches`` (dicts as made by :class:`PretrainingBatches`).
+    """Losses and accuracies of ``model`` over ``batches`` (dicts as made by
+    :class:`PretrainingBatches`), in eval mode; the training mode is restored.
 
-    Returns ``mlm_loss``, ``mlm_accuracy`` (over all chosen positions) and, if the model has a sentence
-    head, ``sentence_loss`` and ``sentence_accuracy``. The model's training mode is restored.
+    Returns ``mlm_loss``, ``mlm_accuracy`` (over all chosen positions) and, if the model
+    has a sentence head, ``sentence_loss`` and ``sentence_accuracy``.
     """
-    was_training = model.training
+    was_training, device = model.training, next(model.parameters()).device
     model.eval()
-    device = next(model.parameters()).device
     mlm_loss = mlm_right = mlm_n = s_loss = s_right = s_n = 0.0
     try:
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
-            mlm_logits, s_logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-            chosen = batch["mlm_labels"] != IGNORE_INDEX
-            logits, targets = mlm_logits[chosen], batch["mlm_labels"][chosen]
+            labels, s_labels = batch.pop("labels"), batch.pop("next_sentence_label", None)
+            (mlm_logits, s_logits), _ = model(**batch)
+            chosen = labels != IGNORE_INDEX
+            logits, targets = mlm_logits[chosen], labels[chosen]
             mlm_loss += float(F.cross_entropy(logits, targets, reduction="sum"))
             mlm_right += float((logits.argmax(-1) == targets).sum())
             mlm_n += len(targets)
-            if s_logits is not None:
-                labels = batch["sentence_labels"]
-                s_loss += float(F.cross_entropy(s_logits, labels, reduction="sum"))
-                s_right += float((s_logits.argmax(-1) == labels).sum())
-                s_n += len(labels)
+            if s_logits is not None and s_labels is not None:
+                s_loss += float(F.cross_entropy(s_logits, s_labels, reduction="sum"))
+                s_right += float((s_logits.argmax(-1) == s_labels).sum())
+                s_n += len(s_labels)
     finally:
         model.train(was_training)
-    if mlm_n == 0:
-        raise ValueError("evaluate_pretraining got no batch with a chosen (masked) position")
+    check_int("the number of chosen (masked) positions", int(mlm_n))
     out = {"mlm_loss": mlm_loss / mlm_n, "mlm_accuracy": mlm_right / mlm_n}
     if s_n:
         out |= {"sentence_loss": s_loss / s_n, "sentence_accuracy": s_right / s_n}
     return out
 
 
-# %% notebooks/06_bert.ipynb, cell 65: Fill in the mask
+# %% notebooks/06_bert.ipynb, cell 92: Fill in the mask
 @torch.no_grad()
-def fill_mask(model: BertForPreTraining, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """The ``top_k`` most likely tokens, with their probabilities, at each ``[MASK]`` of ``text``.
+def fill_mask(model: BertForPreTraining, tokenizer, text: str,
+              top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` most likely tokens, with their probabilities, at each ``[MASK]`` of
+    ``text``.
 
-    ``tokenizer`` is a ``tokenizers.Tokenizer`` with BERT's template (``[CLS] ... [SEP]``) and a
-    ``[MASK]`` token, such as :func:`minillm.tokenization.train_wordpiece` makes.
+    ``tokenizer`` is a ``tokenizers.Tokenizer`` with BERT's template (``[CLS] ... [SEP]``)
+    and a ``[MASK]`` token, such as :func:`minillm.tokenization.train_wordpiece` makes.
     """
     mask_id = tokenizer.token_to_id("[MASK]")
-    if mask_id is None:
-        raise ValueError("the tokenizer has no [MASK] token")
     ids = tokenizer.encode(text).ids
-    if mask_id not in ids:
-        raise ValueError(f"the text has no [MASK] token to fill: {text!r}")
+    check_fill_mask(mask_id, ids, text)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    logits, _ = model(torch.tensor([ids], device=device))
+    (logits, _), _ = model(torch.tensor([ids], device=device))  # mlm: (1, T, vocab_size)
     model.train(was_training)
     out = []
     for t in [t for t, i in enumerate(ids) if i == mask_id]:
-        probs = logits[0, t].softmax(-1)
-        top = probs.topk(top_k)
-        out.append([(tokenizer.id_to_token(int(i)), float(p)) for p, i in zip(top.values, top.indices)])
+        top = logits[0, t].softmax(-1).topk(top_k)
+        out.append([(tokenizer.id_to_token(int(i)), float(p))
+                    for p, i in zip(top.values, top.indices)])
     return out

@@ -20,6 +20,7 @@ __all__ = [
 
 # %% notebooks/08_finetuning.ipynb, cell 6: 8.1 Task heads
 import copy
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -28,8 +29,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minillm.bert import BertConfig, BertForPreTraining, BertModel, IGNORE_INDEX, mask_tokens, pad_batch
+from minillm.bert import IGNORE_INDEX, BertConfig, BertForPreTraining, BertModel
+from minillm.bert import mask_tokens, pad_batch
 from minillm.gpt import GPT, GPTConfig
+from minillm.support import check_hf_model, check_number
+from minillm.training import train, warmup_cosine
 
 
 def _check_num_labels(num_labels) -> None:
@@ -119,9 +123,11 @@ class BertForSequenceClassification(nn.Module):
         return f"pooling={self.pooling!r}"
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
-        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, d_model), (B, d_model)
+        hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)  # (B, T, d)
         if self.pooling == "mean":
             pooled = masked_mean(hidden, attention_mask)  # (B, d_model)
+        else:
+            pooled = self.bert.pool(hidden)  # the [CLS] pooler: (B, d_model)
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         if labels is None:
             return logits, None
@@ -142,9 +148,9 @@ class BertForSequenceClassification(nn.Module):
     @classmethod
     def from_hf(cls, hf_model) -> "BertForSequenceClassification":
         """Convert a Hugging Face ``BertForSequenceClassification`` (weights copied, training mode kept)."""
-        from minillm.bert import _hf_encoder_names, _hf_kind
+        from minillm.bert import _hf_encoder_names
 
-        _hf_kind(hf_model, ("BertForSequenceClassification",))
+        check_hf_model(hf_model, ("BertForSequenceClassification",))
         hf_config = hf_model.config
         if getattr(hf_config, "problem_type", None) not in (None, "single_label_classification"):
             raise ValueError(f"only single-label classification is supported, got problem_type={hf_config.problem_type!r}")
@@ -179,7 +185,7 @@ class BertForTokenClassification(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
-        hidden, _ = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, d_model)
+        hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)  # (B, T, d)
         logits = self.classifier(self.dropout(hidden))  # (B, T, num_labels)
         if labels is None:
             return logits, None
@@ -250,18 +256,8 @@ class GPTForSequenceClassification(nn.Module):
         self.score = nn.Linear(config.d_model, num_labels, bias=False)
         nn.init.normal_(self.score.weight, std=0.02)
 
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids -> (B, T, d_model): the GPT's final LayerNorm output (what its lm_head would read)."""
-        gpt = self.gpt
-        gpt._check_idx(input_ids, 0)
-        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
-        x = gpt.drop(gpt.wte(input_ids) + gpt.wpe(pos))
-        for block in gpt.blocks:
-            x = block(x)
-        return gpt.ln_f(x)
-
     def forward(self, input_ids, attention_mask=None, labels=None):
-        hidden = self.hidden_states(input_ids)  # (B, T, d_model)
+        hidden = self.gpt.hidden_states(input_ids)  # GPT's trunk: (B, T, d_model), after ln_f
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         elif not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
@@ -432,12 +428,11 @@ def fine_tune(model: nn.Module, data: ClassificationDataset, *, epochs: int = 3,
     """Train the parameters of ``model`` that require gradients on ``data`` and return the
     :class:`~minillm.training.History` of :func:`minillm.training.train`.
 
-    AdamW, batches of similar lengths in random order, ``epochs`` passes over the data, and BERT's
-    schedule: the learning rate grows linearly over the first ``warmup`` share of the steps, then
-    decays linearly to 0. Frozen parameters (``requires_grad=False``) are left as they are.
+    AdamW, batches of similar lengths in random order, ``epochs`` passes over the data, and the
+    book's schedule, :func:`~minillm.training.warmup_cosine`: a linear warm-up over the first
+    ``warmup`` share of the steps, then a cosine decay to a tenth of the peak. Frozen parameters
+    (``requires_grad=False``) are left as they are.
     """
-    from minillm.training import train
-
     _check_vocab(model, data)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -447,10 +442,14 @@ def fine_tune(model: nn.Module, data: ClassificationDataset, *, epochs: int = 3,
     steps = epochs * math.ceil(len(data) / batch_size)
     batches = (b for _ in range(epochs) for b in data.batches(batch_size, shuffle=True, generator=generator))
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    n_warm = max(1.0, warmup * steps)
-    schedule = lambda step: min((step + 1) / n_warm, (steps - step) / max(1.0, steps - n_warm))
-    return train(model, batches, steps=steps, optimizer=optimizer, lr_schedule=schedule, device=device,
-                 progress=False, log=False)
+    return train(model, batches, steps=steps, optimizer=optimizer, device=device,
+                 lr_schedule=_schedule(warmup, steps), progress=False, log=False)
+
+
+def _schedule(warmup: float, steps: int):
+    """The book's warm-up and cosine decay, with ``warmup`` a share of the ``steps``."""
+    check_number("warmup", warmup, low=0, high=1, high_open=True)
+    return warmup_cosine(min(max(1, round(warmup * steps)), steps - 1), steps)
 
 
 # %% notebooks/08_finetuning.ipynb, cell 35: 8.3 Baselines
@@ -530,42 +529,35 @@ def evaluate_classifier(model: nn.Module, data: ClassificationDataset, batch_siz
 
 
 # %% notebooks/08_finetuning.ipynb, cell 41: 8.4 Pretraining a tiny BERT on unlabelle...
-def pretrain_mlm(model: BertForPreTraining, data: ClassificationDataset, *, steps: int, special,
-                 batch_size: int = 32, lr: float = 2e-3, weight_decay: float = 0.01, warmup: float = 0.1,
-                 generator: torch.Generator | None = None) -> list[float]:
-    """Masked-language-model pretraining on the texts of ``data`` (their labels are not used).
+def pretrain_mlm(model: BertForPreTraining, data: ClassificationDataset, *, steps: int,
+                 special, batch_size: int = 32, lr: float = 2e-3, weight_decay: float = 0.01,
+                 warmup: float = 0.1, generator: torch.Generator | None = None):
+    """Masked-language-model pretraining on the texts of ``data`` (their labels are not
+    used); returns the :class:`~minillm.training.History` of
+    :func:`minillm.training.train` (``train_loss``: the MLM loss of every step).
 
     New masks are drawn for every batch (dynamic masking, as RoBERTa) with chapter 6's
     :func:`~minillm.bert.mask_tokens`; batches of similar length come from
-    :meth:`ClassificationDataset.batches`, pass after pass. AdamW with a linear warm-up and decay,
-    gradients clipped to norm 1. ``special`` holds the special tokens' ids
-    (:func:`minillm.tokenization.special_token_ids`). Returns the MLM loss of every step.
+    :meth:`ClassificationDataset.batches`, pass after pass. AdamW and the schedule of
+    :func:`fine_tune`, gradients clipped to norm 1. ``special`` holds the special tokens'
+    ids (:func:`minillm.tokenization.special_token_ids`).
     """
-    if model.config.vocab_size != data.vocab_size:
-        raise ValueError(f"the tokenizer of the data has {data.vocab_size:,} tokens but the model's vocabulary has "
-                         f"{model.config.vocab_size:,}")
-    device = next(model.parameters()).device
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    n_warm = max(1.0, warmup * steps)
-    losses, batches = [], iter(())
-    model.train()
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr * min((step + 1) / n_warm, (steps - step) / max(1.0, steps - n_warm))
-        batch = next(batches, None)
-        if batch is None:  # a new pass over the data
-            batches = data.batches(batch_size, shuffle=True, generator=generator)
-            batch = next(batches)
-        inputs, labels = mask_tokens(batch["input_ids"], mask_token_id=special.mask, vocab_size=data.vocab_size,
-                                     special_token_ids=special.all(), mlm_probability=model.config.mlm_probability,
+    _check_vocab(model, data)
+    passes = (batch for _ in itertools.count()
+              for batch in data.batches(batch_size, shuffle=True, generator=generator))
+
+    def masked_batch() -> dict[str, torch.Tensor]:
+        batch = next(passes)
+        inputs, labels = mask_tokens(batch["input_ids"], mask_token_id=special.mask,
+                                     vocab_size=data.vocab_size, special_token_ids=special.all(),
+                                     mlm_probability=model.config.mlm_probability,
                                      generator=generator)
-        mlm_loss, _ = model.losses(inputs.to(device), None, batch["attention_mask"].to(device), mlm_labels=labels.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        mlm_loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(mlm_loss.item())
-    return losses
+        return {"input_ids": inputs, "attention_mask": batch["attention_mask"], "labels": labels}
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    device = next(model.parameters()).device
+    return train(model, masked_batch, steps=steps, optimizer=optimizer, device=device,
+                 lr_schedule=_schedule(warmup, steps), progress=False, log=False)
 
 
 # %% notebooks/08_finetuning.ipynb, cell 55: 8.6 Linear probe, full fine-tuning and LoRA

@@ -71,7 +71,7 @@ def parameter_breakdown(config: GPTConfig | BertConfig, *, pretraining_heads: bo
         d, d_ff, E = config.d_model, config.d_ff, config.embed_dim
         blocks = 1 if config.share_layers else config.n_layers  # ALBERT shares one block
         parts = {
-            "embeddings": (config.vocab_size + config.max_position + config.type_vocab_size) * E
+            "embeddings": (config.vocab_size + config.block_size + config.type_vocab_size) * E
             + (E * d + d if E != d else 0),  # ALBERT projects its E-wide embeddings up to d_model
             "attention": blocks * (4 * d * d + 4 * d),
             "ffn": blocks * (2 * d * d_ff + d_ff + d),

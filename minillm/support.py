@@ -20,7 +20,10 @@ __all__ = [
     "check_divisible", "check_features", "check_sequence", "check_token_ids", "check_same_shape",
     "check_qkv", "check_mask", "check_positions", "check_attention_call", "check_cache_update",
     "check_sampling", "check_attention_inputs", "check_base", "check_positioned", "check_rotary",
-    "check_logits", "check_generation", "check_config", "copy_checked",
+    "check_logits", "check_generation", "check_config", "copy_checked", "check_pad_examples",
+    "check_mask_token", "check_passages", "check_encoder_inputs", "check_mlm_labels",
+    "check_sentence_labels", "check_pairs", "check_fill_mask", "check_hf_encoder_config",
+    "check_hf_model",
 ]
 
 
@@ -83,7 +86,11 @@ def check_dropout(value) -> None:
 
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+        try:
+            allowed = sorted(choices)
+        except TypeError:  # e.g. strings and None: keep the order given
+            allowed = list(choices)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def check_type(name: str, value, expected: type | tuple) -> None:
@@ -347,20 +354,169 @@ def check_generation(idx, max_new_tokens: int, vocab_size: int, block_size: int,
             "tokens (a sliding window)")
 
 
-def check_config(config, *, ints=(), choices: dict | None = None) -> None:
-    """A model configuration: the fields named in ``ints`` are positive ints, ``d_model`` is
-    divisible by ``n_heads``, ``dropout`` lies in [0, 1), ``eps`` is > 0, and each field
-    named in ``choices`` takes one of its allowed values."""
+def check_config(config, *, ints=(), choices: dict | None = None, optional_ints=(),
+                 token_ids=(), probabilities=(), requires: dict | None = None) -> None:
+    """A model configuration: the fields named in ``ints`` are positive ints (those in
+    ``optional_ints`` too, or None), ``d_model`` is divisible by ``n_heads``, ``dropout``
+    lies in [0, 1), ``eps`` is > 0, each field named in ``choices`` takes one of its
+    allowed values, each field in ``token_ids`` is an id in [0, vocab_size), each in
+    ``probabilities`` lies in (0, 1), and each field ``a`` of ``requires = {a: b}`` that
+    is set (not None or False) needs the field ``b`` to be true."""
     for name in ints:
         check_int(name, getattr(config, name))
+    for name in optional_ints:
+        if getattr(config, name) is not None:
+            check_int(name, getattr(config, name))
     if hasattr(config, "d_model") and hasattr(config, "n_heads"):
         check_divisible("d_model", config.d_model, "n_heads", config.n_heads)
     if hasattr(config, "dropout"):
         check_dropout(config.dropout)
     if hasattr(config, "eps"):
         check_number("eps", config.eps, low=0, low_open=True)
+    for name in token_ids:
+        check_int(name, getattr(config, name), minimum=0)
+        if getattr(config, name) >= config.vocab_size:
+            raise ValueError(f"{name}={getattr(config, name)} is outside the vocabulary "
+                             f"[0, {config.vocab_size})")
+    for name in probabilities:
+        check_number(name, getattr(config, name), low=0, high=1, low_open=True, high_open=True)
     for name, allowed in (choices or {}).items():
         check_choice(name, getattr(config, name), allowed)
+    for name, needed in (requires or {}).items():
+        value = getattr(config, name)
+        if value not in (None, False) and not getattr(config, needed):
+            raise ValueError(f"{name}={value!r} needs {needed}=True, got "
+                             f"{needed}={getattr(config, needed)!r}")
+
+
+# Chapter 6 (BERT): the inputs of the encoder, its data pipeline and its losses.
+
+def check_pad_examples(examples, length: int | None) -> None:
+    """``examples`` of ``pad_batch``: at least one (input_ids, token_type_ids) pair, each of
+    two equally long lists, none longer than ``length`` (if given)."""
+    if len(examples) == 0:
+        raise ValueError("pad_batch needs at least one example")
+    for i, (ids, types) in enumerate(examples):
+        if len(ids) != len(types):
+            raise ValueError(f"example {i}: {len(ids)} input ids but {len(types)} token type ids")
+    longest = max(len(ids) for ids, _ in examples)
+    if length is not None and length < longest:
+        raise ValueError(f"length={length} is shorter than the longest example ({longest} tokens)")
+
+
+def check_mask_token(mask_token_id: int, vocab_size: int, special_token_ids) -> None:
+    """The [MASK] id lies in the vocabulary and is one of the special ids (never a target)."""
+    check_int("mask_token_id", mask_token_id, minimum=0)
+    if mask_token_id >= vocab_size:
+        raise ValueError(f"mask_token_id={mask_token_id} is outside the vocabulary "
+                         f"[0, {vocab_size})")
+    if mask_token_id not in list(special_token_ids):
+        raise ValueError(f"special_token_ids must include mask_token_id={mask_token_id} "
+                         "(a [MASK] is never a target)")
+
+
+def check_passages(passages, task: str) -> None:
+    """Passages (lists of sentences) that can make sentence pairs for ``task``."""
+    check_choice("task", task, ("nsp", "sop"))
+    if not any(len(passage) > 1 for passage in passages):
+        raise ValueError("no passage has two sentences: sentence pairs need consecutive "
+                         "sentences")
+    if task == "nsp" and sum(len(passage) > 0 for passage in passages) < 2:
+        raise ValueError("next-sentence prediction needs at least two non-empty passages "
+                         "(NotNext takes B from another one)")
+
+
+def check_encoder_inputs(config, input_ids, token_type_ids=None, attention_mask=None) -> None:
+    """A batch for a BERT-style encoder: (B, T) token ids that fit ``config.max_seq_len``,
+    segment ids in [0, type_vocab_size) and a (B, T) attention mask, both optional."""
+    import torch
+
+    check_token_ids("input_ids", input_ids, config.vocab_size)
+    B, T = input_ids.shape
+    if T > config.max_seq_len:
+        raise ValueError(f"input_ids has {T} positions but this model has only "
+                         f"{config.max_seq_len} (block_size={config.block_size}): truncate "
+                         "the sequence")
+    if token_type_ids is not None:
+        if not isinstance(token_type_ids, torch.Tensor) or token_type_ids.shape != (B, T):
+            raise ValueError(f"token_type_ids must have the shape of input_ids, {(B, T)}, "
+                             f"got {_shape(token_type_ids)}")
+        if token_type_ids.dtype != torch.long:
+            raise TypeError(f"token_type_ids must be a torch.long tensor, got "
+                            f"{token_type_ids.dtype}")
+        low, high = int(token_type_ids.min()), int(token_type_ids.max())
+        if low < 0 or high >= config.type_vocab_size:
+            raise ValueError(f"token_type_ids must lie in [0, {config.type_vocab_size}), got "
+                             f"values from {low} to {high}")
+    if attention_mask is not None and (not isinstance(attention_mask, torch.Tensor)
+                                       or attention_mask.shape != (B, T)):
+        raise ValueError(f"attention_mask must have the shape of input_ids, {(B, T)} "
+                         f"(1 = real token, 0 = padding), got {_shape(attention_mask)}")
+
+
+def check_mlm_labels(labels, input_ids) -> None:
+    """MLM labels: the shape of ``input_ids``, with at least one chosen (not -100) position."""
+    check_same_shape("labels", labels, "input_ids", input_ids)
+    if not (labels != -100).any():
+        raise ValueError("labels has no chosen position (all are IGNORE_INDEX = -100): "
+                         "there is nothing to predict")
+
+
+def check_sentence_labels(labels, head, batch_size: int) -> None:
+    """NSP/SOP labels (B,) for a model that has a sentence-level head."""
+    if head is None:
+        raise ValueError("this model has no sentence-level head (config.sentence_task is "
+                         "None): pass next_sentence_label=None")
+    if not hasattr(labels, "shape") or tuple(labels.shape) != (batch_size,):
+        raise ValueError(f"next_sentence_label must have shape (B,) = ({batch_size},), got "
+                         f"{_shape(labels)}")
+
+
+def check_pairs(pairs, max_len: int, max_seq_len: int) -> None:
+    """Sentence pairs for pretraining, and a length the model's positions allow."""
+    if len(pairs) == 0:
+        raise ValueError("PretrainingBatches needs at least one pair")
+    check_int("max_len", max_len, minimum=3)
+    if max_len > max_seq_len:
+        raise ValueError(f"max_len={max_len} is longer than the model's {max_seq_len} "
+                         "positions")
+
+
+def check_fill_mask(mask_id, ids, text: str) -> None:
+    """A tokenizer with a [MASK] token, and a text that holds one."""
+    if mask_id is None:
+        raise ValueError("the tokenizer has no [MASK] token")
+    if mask_id not in ids:
+        raise ValueError(f"the text has no [MASK] token to fill: {text!r}")
+
+
+def check_hf_encoder_config(hf_config, activations) -> str:
+    """A Hugging Face BERT, RoBERTa or ALBERT config that our encoder can copy; returns its
+    ``model_type``. ``activations`` maps the activation names we support to ours."""
+    kind = getattr(hf_config, "model_type", None)
+    check_choice("model_type", kind, ("bert", "roberta", "albert"))
+    check_choice("hidden_act", hf_config.hidden_act, activations)
+    position = getattr(hf_config, "position_embedding_type", "absolute")
+    if position != "absolute":
+        raise ValueError(f"only absolute position embeddings are supported, got {position!r}")
+    groups = getattr(hf_config, "num_hidden_groups", 1), getattr(hf_config, "inner_group_num", 1)
+    if kind == "albert" and groups != (1, 1):
+        raise ValueError("only ALBERT with one shared block (num_hidden_groups = "
+                         "inner_group_num = 1) is supported")
+    if hf_config.hidden_dropout_prob != hf_config.attention_probs_dropout_prob:
+        raise ValueError("BertConfig has one dropout rate; the Hugging Face config has two "
+                         "different ones")
+    return kind
+
+
+def check_hf_model(hf_model, expected) -> str:
+    """A Hugging Face model of one of the classes named in ``expected``; returns its
+    ``model_type``."""
+    name = type(hf_model).__name__
+    if name not in expected:
+        raise TypeError(f"expected a transformers {', '.join(expected[:-1])} or "
+                        f"{expected[-1]}, got {name}")
+    return hf_model.config.model_type
 
 
 def copy_checked(dst, src, name: str) -> None:

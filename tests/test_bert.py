@@ -23,6 +23,7 @@ from minillm.bert import (
     BertForPreTraining,
     BertModel,
     PretrainingBatches,
+    PretrainingLogits,
     build_pair_inputs,
     evaluate_pretraining,
     fill_mask,
@@ -371,7 +372,7 @@ def test_bert_for_pretraining_matches_hugging_face_on_perturbed_weights(hf_kwarg
         batch["token_type_ids"][0, 1] = 2
     with torch.no_grad():
         out = hf(**batch)
-        mlm, nsp = ours(**batch)
+        (mlm, nsp), _ = ours(**batch)
     assert mlm.shape == (4, batch["input_ids"].shape[1], hf_kwargs["vocab_size"]) and nsp.shape == (4, 2)
     assert (mlm - out.prediction_logits).abs().max() < 1e-4
     assert (nsp - out.seq_relationship_logits).abs().max() < 1e-4
@@ -412,7 +413,7 @@ def test_roberta_matches_hugging_face_masked_lm():
     batch["token_type_ids"].zero_()
     with torch.no_grad():
         logits = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        mlm, nsp = ours(batch["input_ids"], attention_mask=batch["attention_mask"])
+        (mlm, nsp), _ = ours(batch["input_ids"], attention_mask=batch["attention_mask"])
     assert nsp is None
     assert (mlm - logits).abs().max() < 1e-4
     with pytest.raises(ValueError, match="has only 20"):  # 22 rows, numbered from 2
@@ -431,7 +432,7 @@ def test_albert_matches_hugging_face_pretraining_with_sop():
     batch = padded_pair_batch(71, seed=3)
     with torch.no_grad():
         out = hf(**batch)
-        mlm, sop = ours(**batch)
+        (mlm, sop), _ = ours(**batch)
     assert (mlm - out.prediction_logits).abs().max() < 1e-4
     assert (sop - out.sop_logits).abs().max() < 1e-4
     assert n_params(ours.bert) == n_params(hf.albert)
@@ -450,7 +451,7 @@ def test_every_parameter_matters_and_wrong_choices_break_the_match():
 
     def gap(model):
         with torch.no_grad():
-            mlm, nsp = model.eval()(**batch)
+            (mlm, nsp), _ = model.eval()(**batch)
         real = batch["attention_mask"].bool()
         return max(float((mlm - ref.prediction_logits)[real].abs().max()), float((nsp - ref.seq_relationship_logits).abs().max()))
 
@@ -466,7 +467,7 @@ def test_every_parameter_matters_and_wrong_choices_break_the_match():
             p.add_(0.05 * torch.randn_like(p))
             assert gap(ours) > 1e-3, f"parameter {name} does not affect the output"
             p.copy_(saved)
-    for changes in [dict(activation="gelu_tanh"), dict(layer_norm_eps=1e-1)]:
+    for changes in [dict(activation="gelu_tanh"), dict(eps=1e-1)]:
         other = BertForPreTraining(replace(ours.config, **changes))
         other.load_state_dict(ours.state_dict())
         assert gap(other) > 2e-4, changes  # twice the tolerance of the equivalence tests: they would fail
@@ -491,7 +492,7 @@ def test_weights_are_tied_after_conversion_and_training():
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return BertForPreTraining(BertConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_position=10)).eval()
+    return BertForPreTraining(BertConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=2, d_ff=32, block_size=10)).eval()
 
 
 @needs_hf
@@ -522,9 +523,9 @@ def test_attention_mask_hides_padding(tiny):
     ids = torch.tensor([[CLS, 7, 8, SEP, PAD, PAD]])
     mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
     with torch.no_grad():
-        a, na = tiny(ids, attention_mask=mask)
-        b, nb = tiny(torch.tensor([[CLS, 7, 8, SEP, 30, 41]]), attention_mask=mask)
-        c, nc = tiny(ids[:, :4])
+        (a, na), _ = tiny(ids, attention_mask=mask)
+        (b, nb), _ = tiny(torch.tensor([[CLS, 7, 8, SEP, 30, 41]]), attention_mask=mask)
+        (c, nc), _ = tiny(ids[:, :4])
     assert torch.allclose(a[:, :4], b[:, :4], atol=1e-6) and torch.allclose(a[:, :4], c, atol=1e-5)
     assert torch.allclose(na, nb, atol=1e-6) and torch.allclose(na, nc, atol=1e-5)
 
@@ -532,27 +533,102 @@ def test_attention_mask_hides_padding(tiny):
 def test_bert_is_bidirectional(tiny):
     """An encoder without a causal mask: changing the last token changes the first position's output."""
     with torch.no_grad():
-        a, _ = tiny(torch.tensor([[CLS, 7, 8, 9, SEP]]))
-        b, _ = tiny(torch.tensor([[CLS, 7, 8, 10, SEP]]))
+        (a, _), _ = tiny(torch.tensor([[CLS, 7, 8, 9, SEP]]))
+        (b, _), _ = tiny(torch.tensor([[CLS, 7, 8, 10, SEP]]))
     assert (a[0, 1] - b[0, 1]).abs().max() > 1e-4
 
 
 # --- losses, data, training helpers ------------------------------------------------------------
 
 
-def test_losses_equal_cross_entropy_of_the_forward_logits(tiny):
-    batch = padded_pair_batch(50, lengths=((3, 2), (2, 2), (4, 0), (1, 3)), seed=5)
+def _masked_pair_batch(seed=5):
+    batch = padded_pair_batch(50, lengths=((3, 2), (2, 2), (4, 0), (1, 3)), seed=seed)
     inputs, labels = mask_tokens(batch["input_ids"], mask_token_id=MASK, vocab_size=50, special_token_ids=SPECIAL,
                                  generator=torch.Generator().manual_seed(0))
+    return {**batch, "input_ids": inputs}, labels
+
+
+def test_pretraining_forward_returns_logits_and_loss(tiny):
+    """forward -> (logits, loss): logits a (mlm, nsp) pair; loss None without labels, the MLM
+    cross-entropy with labels, plus the NSP cross-entropy with next_sentence_label."""
+    batch, labels = _masked_pair_batch()
     nsp_labels = torch.tensor([0, 1, 1, 0])
     with torch.no_grad():
-        mlm_logits, nsp_logits = tiny(inputs, batch["token_type_ids"], batch["attention_mask"])
-        mlm_loss, nsp_loss = tiny.losses(inputs, batch["token_type_ids"], batch["attention_mask"],
-                                         mlm_labels=labels, sentence_labels=nsp_labels)
-    assert torch.allclose(mlm_loss, F.cross_entropy(mlm_logits.flatten(0, 1), labels.flatten()), atol=1e-6)
-    assert torch.allclose(nsp_loss, F.cross_entropy(nsp_logits, nsp_labels), atol=1e-6)
+        logits, loss = tiny(**batch)
+        assert loss is None and isinstance(logits, PretrainingLogits)
+        assert logits.mlm.shape == (4, batch["input_ids"].shape[1], 50) and logits.nsp.shape == (4, 2)
+        _, mlm_only = tiny(**batch, labels=labels)
+        both_logits, both = tiny(**batch, labels=labels, next_sentence_label=nsp_labels)
+    chosen = labels != IGNORE_INDEX
+    by_hand_mlm = -logits.mlm[chosen].log_softmax(-1).gather(1, labels[chosen][:, None]).mean()
+    by_hand_nsp = -logits.nsp.log_softmax(-1).gather(1, nsp_labels[:, None]).mean()
+    torch.testing.assert_close(mlm_only, by_hand_mlm)
+    torch.testing.assert_close(both, by_hand_mlm + by_hand_nsp)
+    torch.testing.assert_close(both_logits.mlm, logits.mlm)
     with pytest.raises(ValueError, match="no chosen position"):
-        tiny.losses(inputs, mlm_labels=torch.full_like(labels, IGNORE_INDEX))
+        tiny(**batch, labels=torch.full_like(labels, IGNORE_INDEX))
+    with pytest.raises(ValueError, match="labels must have the shape of input_ids"):
+        tiny(**batch, labels=labels[:, :2])
+    with pytest.raises(ValueError, match=r"next_sentence_label must have shape \(B,\)"):
+        tiny(**batch, labels=labels, next_sentence_label=nsp_labels[:2])
+    roberta_like = BertForPreTraining(BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32,
+                                                 block_size=10, sentence_task=None))
+    with pytest.raises(ValueError, match="no sentence-level head"):
+        roberta_like(**batch, labels=labels, next_sentence_label=nsp_labels)
+    (mlm, nsp), loss = roberta_like(**batch, labels=labels)
+    assert nsp is None and loss.shape == ()
+
+
+def test_one_trunk_serves_forward_heads_and_attention_maps(tiny):
+    batch, _ = _masked_pair_batch(seed=6)
+    with torch.no_grad():
+        hidden = tiny.bert.hidden_states(**batch)
+        (mlm, nsp), _ = tiny(**batch)
+        enc_hidden, pooled = tiny.bert(**batch)
+        hidden2, maps = tiny.bert.hidden_states(**batch, need_weights=True)
+    torch.testing.assert_close(mlm, tiny.mlm_head(hidden))
+    torch.testing.assert_close(nsp, tiny.sentence_head(torch.tanh(tiny.bert.pooler(hidden[:, 0]))))
+    torch.testing.assert_close(enc_hidden, hidden)
+    torch.testing.assert_close(hidden2, hidden)
+    B, T = batch["input_ids"].shape
+    attention = tiny.attention_maps(**batch)
+    assert isinstance(attention, torch.Tensor) and attention.shape == (2, B, 2, T, T)
+    torch.testing.assert_close(attention, maps)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(2, B, 2, T))
+
+
+def test_config_is_frozen_and_uses_the_book_vocabulary():
+    import dataclasses
+
+    config = BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, block_size=10, eps=1e-6)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.d_model = 32
+    assert config.block_size == 10 and config.eps == 1e-6 and config.max_seq_len == 10
+    assert not hasattr(config, "max_position") and not hasattr(config, "layer_norm_eps")
+    assert BertModel(config).embeddings.position.weight.shape == (10, 16)
+    assert BertModel(config).blocks[0].attn_norm.eps == 1e-6
+    assert replace(config, block_size=12).block_size == 12
+    assert BertConfig.roberta_base().block_size == 514 and BertConfig.roberta_base().max_seq_len == 512
+    with pytest.raises(TypeError, match="block_size must be an int"):
+        BertConfig(block_size="512")
+
+
+def test_pretraining_trains_with_the_book_training_loop():
+    from minillm.training import train, warmup_cosine
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    config = BertConfig(vocab_size=30, d_model=32, n_layers=1, n_heads=2, d_ff=64, block_size=16, dropout=0.0)
+    model = BertForPreTraining(config)
+    ids = torch.randint(5, 30, (16, 6), generator=g)
+    batch = pad_batch([build_pair_inputs(r[:3].tolist(), r[3:].tolist(), cls_token_id=CLS, sep_token_id=SEP)
+                       for r in ids], pad_token_id=PAD)
+    inputs, labels = mask_tokens(batch["input_ids"], mask_token_id=MASK, vocab_size=30, special_token_ids=SPECIAL,
+                                 generator=g)
+    batch = {**batch, "input_ids": inputs, "labels": labels, "next_sentence_label": torch.randint(2, (16,), generator=g)}
+    history = train(model, [batch], steps=30, lr=3e-3, lr_schedule=warmup_cosine(3, 30), log=False, progress=False)
+    assert history.train_loss[-1] < 0.6 * history.train_loss[0]  # MLM + NSP, from about 4.1
+    assert model.mlm_head.decoder.weight is model.bert.embeddings.token.weight  # still tied after training
 
 
 def test_pretraining_batches_static_and_dynamic_masking():
@@ -567,18 +643,18 @@ def test_pretraining_batches_static_and_dynamic_masking():
         def all():
             return SPECIAL
 
-    config = BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=40)
+    config = BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, block_size=40)
     static = PretrainingBatches(pairs, config=config, special=Ids, max_len=20, generator=torch.Generator().manual_seed(1))
     dynamic = PretrainingBatches(pairs, config=replace(config, masking="dynamic"), special=Ids, max_len=20,
                                  generator=torch.Generator().manual_seed(1))
     s1, s2 = list(static.batches(5)), list(static.batches(5))
     d1, d2 = list(dynamic.batches(5)), list(dynamic.batches(5))
-    assert [len(b["sentence_labels"]) for b in s1] == [5, 5, 2]
-    assert all(torch.equal(a["mlm_labels"], b["mlm_labels"]) for a, b in zip(s1, s2))
-    assert not all(torch.equal(a["mlm_labels"], b["mlm_labels"]) for a, b in zip(d1, d2))
+    assert [len(b["next_sentence_label"]) for b in s1] == [5, 5, 2]
+    assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(s1, s2))
+    assert not all(torch.equal(a["labels"], b["labels"]) for a, b in zip(d1, d2))
     first = s1[0]
     assert first["input_ids"].shape[1] == int(first["attention_mask"].sum(1).max()) <= 20
-    assert first["sentence_labels"].tolist() == [p[2] for p in pairs[:5]]
+    assert first["next_sentence_label"].tolist() == [p[2] for p in pairs[:5]]
     sample = static.sample(7)
     assert sample["input_ids"].shape[0] == 7 and set(sample) == set(first)
     model = BertForPreTraining(config)
@@ -587,28 +663,6 @@ def test_pretraining_batches_static_and_dynamic_masking():
     assert 0 <= metrics["mlm_accuracy"] <= 1 and metrics["mlm_loss"] > 0 and model.training
     with pytest.raises(ValueError, match="longer than the model's 40 positions"):
         PretrainingBatches(pairs, config=config, special=Ids, max_len=41)
-
-
-def test_a_few_training_steps_lower_the_losses():
-    g = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30, d_model=32, n_layers=1, n_heads=2, d_ff=64, max_position=16, dropout=0.0)
-    model = BertForPreTraining(config)
-    ids = torch.randint(5, 30, (16, 6), generator=g)
-    batch = pad_batch([build_pair_inputs(r[:3].tolist(), r[3:].tolist(), cls_token_id=CLS, sep_token_id=SEP) for r in ids],
-                      pad_token_id=PAD)
-    inputs, labels = mask_tokens(batch["input_ids"], mask_token_id=MASK, vocab_size=30, special_token_ids=SPECIAL, generator=g)
-    nsp = torch.randint(2, (16,), generator=g)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        mlm_loss, nsp_loss = model.losses(inputs, batch["token_type_ids"], batch["attention_mask"], mlm_labels=labels, sentence_labels=nsp)
-        opt.zero_grad()
-        (mlm_loss + nsp_loss).backward()
-        opt.step()
-        losses.append((mlm_loss.item(), nsp_loss.item()))
-    assert losses[-1][0] < 0.5 * losses[0][0] and losses[-1][1] < losses[0][1]
-    assert model.mlm_head.decoder.weight is model.bert.embeddings.token.weight  # still tied after training
 
 
 def test_fill_mask_returns_top_k_per_mask():
@@ -620,7 +674,7 @@ def test_fill_mask_returns_top_k_per_mask():
     tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     tok.post_processor = processors.BertProcessing(("[SEP]", SEP), ("[CLS]", CLS))
     torch.manual_seed(0)
-    model = BertForPreTraining(BertConfig(vocab_size=len(words), d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=16))
+    model = BertForPreTraining(BertConfig(vocab_size=len(words), d_model=16, n_layers=1, n_heads=2, d_ff=32, block_size=16))
     out = fill_mask(model, tok, "to [MASK] or not to [MASK]", top_k=3)
     assert len(out) == 2 and all(len(c) == 3 for c in out)
     probs = [p for p in (p for c in out for _, p in c)]
@@ -659,7 +713,7 @@ def test_from_pretrained_loads_a_saved_folder(tmp_path):
     assert not ours.training
     batch = padded_pair_batch(99, seed=6)
     with torch.no_grad():
-        assert (ours(**batch)[0] - hf(**batch).prediction_logits).abs().max() < 1e-4
+        assert (ours(**batch)[0].mlm - hf(**batch).prediction_logits).abs().max() < 1e-4
 
 
 def test_minillm_bert_imports_transformers_lazily():

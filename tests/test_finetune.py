@@ -35,7 +35,7 @@ from minillm.tokenization import special_token_ids, train_wordpiece
 
 transformers = pytest.importorskip("transformers")
 
-TINY = BertConfig(vocab_size=60, d_model=16, n_layers=2, n_heads=4, d_ff=32, max_position=24)
+TINY = BertConfig(vocab_size=60, d_model=16, n_layers=2, n_heads=4, d_ff=32, block_size=24)
 
 
 def _perturb(model: nn.Module, seed: int = 0, scale: float = 0.1) -> None:
@@ -124,7 +124,7 @@ def test_from_pretraining_copies_the_encoder_only():
 def test_sequence_classifier_errors():
     with pytest.raises(ValueError, match="add_pooler"):
         BertForSequenceClassification(BertConfig(vocab_size=60, d_model=16, n_layers=1, n_heads=4, d_ff=32,
-                                                 max_position=24, add_pooler=False, sentence_task=None))
+                                                 block_size=24, add_pooler=False, sentence_task=None))
     with pytest.raises(ValueError, match="num_labels"):
         BertForSequenceClassification(TINY, num_labels=1)
     clf = BertForSequenceClassification(TINY, num_labels=2)
@@ -192,7 +192,7 @@ def test_masked_mean_and_pooling_errors():
         masked_mean(hidden, mask[:, :2])
     with pytest.raises(ValueError, match="pooling must be one of"):
         BertForSequenceClassification(TINY, pooling="max")
-    no_pooler = BertConfig(vocab_size=60, d_model=16, n_layers=1, n_heads=4, d_ff=32, max_position=24,
+    no_pooler = BertConfig(vocab_size=60, d_model=16, n_layers=1, n_heads=4, d_ff=32, block_size=24,
                            add_pooler=False, sentence_task=None)
     with pytest.raises(ValueError, match="add_pooler"):
         BertForSequenceClassification(no_pooler, pooling="cls")
@@ -255,7 +255,7 @@ def test_gpt_classifier_against_a_manual_computation():
     ids = torch.tensor([[5, 9, 2, 7, 0], [11, 3, 0, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])
     gpt = model.gpt
-    x = gpt.wte(ids) + gpt.wpe(torch.arange(5))
+    x = gpt.wte(ids) + gpt.wpe.embedding.weight[:5]  # learned positions 0..4
     for block in gpt.blocks:
         x = block(x)
     x = F.layer_norm(x, (16,), gpt.ln_f.weight, gpt.ln_f.bias, eps=gpt.config.eps)
@@ -445,14 +445,14 @@ def test_fine_tune_learns_and_checks_the_vocabulary(toy_data):
     tokenizer, texts, labels = toy_data
     data = ClassificationDataset(texts, labels, tokenizer)
     V = tokenizer.get_vocab_size()
-    config = BertConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=16, dropout=0.0)
+    config = BertConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, d_ff=32, block_size=16, dropout=0.0)
     torch.manual_seed(0)
     model = BertForSequenceClassification(config)
     history = fine_tune(model, data, epochs=30, lr=1e-2, batch_size=5, generator=torch.Generator().manual_seed(0))
     assert len(history.train_loss) == 60 and history.train_loss[-1] < 0.3 * history.train_loss[0]
     assert evaluate_classifier(model, data).accuracy == 1.0
     wrong_vocab = BertForSequenceClassification(BertConfig(vocab_size=V + 7, d_model=16, n_layers=1, n_heads=2,
-                                                           d_ff=32, max_position=16))
+                                                           d_ff=32, block_size=16))
     with pytest.raises(ValueError, match=f"the tokenizer of the data has {V} tokens but the model's vocabulary has {V + 7}"):
         fine_tune(wrong_vocab, data)
     with pytest.raises(ValueError, match="vocabulary"):
@@ -468,7 +468,7 @@ def test_fine_tune_learns_and_checks_the_vocabulary(toy_data):
 def test_frozen_parameters_stay_unchanged_in_fine_tune(toy_data):
     tokenizer, texts, labels = toy_data
     data = ClassificationDataset(texts, labels, tokenizer)
-    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=16)
+    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=1, n_heads=2, d_ff=32, block_size=16)
     model = BertForSequenceClassification(config)
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("classifier."))
@@ -497,7 +497,7 @@ def test_evaluate_classifier_keeps_the_order_and_restores_the_mode(toy_data):
     tokenizer, texts, labels = toy_data
     data = ClassificationDataset(texts + ["a b c d e f g wonderful film"], labels + [1], tokenizer)
     model = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=1,
-                                                     n_heads=2, d_ff=32, max_position=32)).train()
+                                                     n_heads=2, d_ff=32, block_size=32)).train()
     result = evaluate_classifier(model, data, batch_size=3)
     assert model.training
     model.eval()
@@ -513,11 +513,11 @@ def test_pretrain_mlm_lowers_the_loss(toy_data):
     tokenizer, texts, labels = toy_data
     data = ClassificationDataset(texts, labels, tokenizer)
     config = BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=1, n_heads=2, d_ff=32,
-                        max_position=16, sentence_task=None, masking="dynamic", dropout=0.0)
+                        block_size=16, sentence_task=None, masking="dynamic", dropout=0.0)
     torch.manual_seed(0)
     model = BertForPreTraining(config)
     losses = pretrain_mlm(model, data, steps=60, special=special_token_ids(tokenizer), batch_size=5, lr=1e-2,
-                          generator=torch.Generator().manual_seed(0))
+                          generator=torch.Generator().manual_seed(0)).train_loss
     assert len(losses) == 60
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.5
     with pytest.raises(ValueError, match="vocabulary"):

@@ -54,7 +54,7 @@ def _random_bert_configs(n: int, seed: int = 1) -> list[BertConfig]:
         d_model = n_heads * rng.randint(1, 10)
         kind = i % 3
         common = dict(vocab_size=rng.randint(5, 300), d_model=d_model, n_layers=rng.randint(1, 4), n_heads=n_heads,
-                      d_ff=rng.randint(1, 80), max_position=rng.randint(8, 80))
+                      d_ff=rng.randint(1, 80), block_size=rng.randint(8, 80))
         if kind == 0:  # BERT, with or without a pooler and sentence head
             pooler = rng.random() < 0.7
             configs.append(BertConfig(**common, type_vocab_size=rng.randint(1, 3), add_pooler=pooler,
@@ -107,7 +107,7 @@ def test_bert_count_equals_hugging_face(seed):
     config = _random_bert_configs(1, seed=200 + seed)[0]
     hf_config = HFConfig(vocab_size=config.vocab_size, hidden_size=config.d_model, num_hidden_layers=config.n_layers,
                          num_attention_heads=config.n_heads, intermediate_size=config.d_ff,
-                         max_position_embeddings=config.max_position, type_vocab_size=config.type_vocab_size)
+                         max_position_embeddings=config.block_size, type_vocab_size=config.type_vocab_size)
     assert count_parameters(config) == _numel(HFModel(hf_config, add_pooling_layer=config.add_pooler))
     if config.add_pooler:
         assert count_parameters(config, pretraining_heads=True) == _numel(HFPreTraining(hf_config))

@@ -225,15 +225,15 @@ def check_albert_token_embedding_params(albert_token_embedding_params: Callable)
 
 # --- Exercise 6.5: counting BERT's parameters ----------------------------------------------
 
-def _bert_parameter_count(vocab_size, d_model, n_layers, d_ff, max_position, type_vocab_size) -> int:
+def _bert_parameter_count(vocab_size, d_model, n_layers, d_ff, block_size, type_vocab_size) -> int:
     d = d_model
-    embeddings = (vocab_size + max_position + type_vocab_size) * d + 2 * d
+    embeddings = (vocab_size + block_size + type_vocab_size) * d + 2 * d
     block = 4 * (d * d + d) + (d * d_ff + d_ff) + (d_ff * d + d) + 4 * d
     return embeddings + n_layers * block + d * d + d
 
 
 def check_bert_parameter_count(bert_parameter_count: Callable) -> None:
-    """Check ``bert_parameter_count(vocab_size, d_model, n_layers, d_ff, max_position, type_vocab_size) -> int``."""
+    """Check ``bert_parameter_count(vocab_size, d_model, n_layers, d_ff, block_size, type_vocab_size) -> int``."""
     g = torch.Generator().manual_seed(605)
     cases = [(10, 4, 1, 8, 6, 2), (30522, 768, 12, 3072, 512, 2)]
     for _ in range(10):
@@ -260,7 +260,7 @@ def check_bert_parameter_count(bert_parameter_count: Callable) -> None:
         Mistake(no_pooler, "BertModel includes the pooler: a d_model x d_model dense layer with its bias, applied to [CLS]."),
         Mistake(no_norms, "every LayerNorm has a gain and a bias (2 * d_model parameters): one after the embeddings and two in each block."),
         Mistake(no_biases, "every linear layer has a bias: 4 in the attention (q, k, v, out), 2 in the feed-forward network, 1 in the pooler."),
-        Mistake(no_position_or_segment, "the embeddings are three tables: tokens (vocab_size rows), positions (max_position rows) and segments (type_vocab_size rows)."),
+        Mistake(no_position_or_segment, "the embeddings are three tables: tokens (vocab_size rows), positions (block_size rows) and segments (type_vocab_size rows)."),
         Mistake(one_norm_per_block, "a post-LN block has two LayerNorms, one after each sub-layer."),
     ]
     n = compare("bert_parameter_count", bert_parameter_count, _bert_parameter_count, cases, mistakes)

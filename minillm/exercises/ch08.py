@@ -36,7 +36,7 @@ def _models(seed: int) -> list[tuple[nn.Module, tuple[str, ...]]]:
     from minillm.finetune import BertForSequenceClassification
 
     torch.manual_seed(seed)
-    bert = BertForSequenceClassification(BertConfig(vocab_size=20, d_model=8, n_layers=2, n_heads=2, d_ff=16, max_position=8))
+    bert = BertForSequenceClassification(BertConfig(vocab_size=20, d_model=8, n_layers=2, n_heads=2, d_ff=16, block_size=8))
     half_frozen = _Toy()
     half_frozen.classifier.requires_grad_(False)  # a head frozen before: the function must unfreeze it
     return [(_Toy(), ("classifier",)), (_Toy(), ("classifier.",)), (half_frozen, ("classifier.",)),
@@ -104,7 +104,7 @@ def _count_models() -> list[nn.Module]:
     gpt = GPT(GPTConfig(vocab_size=30, block_size=8, n_layers=1, n_heads=2, d_model=8))  # tied embedding
     frozen_gpt = GPT(GPTConfig(vocab_size=30, block_size=8, n_layers=2, n_heads=2, d_model=8))
     frozen_gpt.blocks.requires_grad_(False)
-    bert = BertForPreTraining(BertConfig(vocab_size=25, d_model=8, n_layers=1, n_heads=2, d_ff=16, max_position=8))
+    bert = BertForPreTraining(BertConfig(vocab_size=25, d_model=8, n_layers=1, n_heads=2, d_ff=16, block_size=8))
     return [_Toy(), toy, gpt, frozen_gpt, bert]
 
 
