@@ -350,7 +350,8 @@ class BPETokenizer:
                 ids.append(self.special_tokens[part])
             else:
                 for chunk in _chunks(part):
-                    ids.extend(self._encode_chunk(chunk))
+                    cached = self._cache.get(chunk)  # most chunks have been seen before
+                    ids.extend(self._encode_chunk(chunk) if cached is None else cached)
         return ids
 
     # %% notebooks/02_tokenization.ipynb, cell 34: The tokenizer
@@ -533,6 +534,11 @@ class BPETokenizer:
                 start = match.end()
             if start >= end:
                 return start
+        # A line that starts with a non-space starts a chunk: only the last such line matters.
+        line = text.rfind("\n", start, end - 1)
+        while line >= start and text[line + 1].isspace():
+            line = text.rfind("\n", start, line)
+        start = max(start, line + 1)
         chunks = _chunks(text[start:end])  # the last two chunks may still grow or merge
         return end - len(chunks[-1]) - len(chunks[-2]) if len(chunks) >= 2 else start
 
