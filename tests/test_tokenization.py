@@ -158,15 +158,15 @@ def test_pretokenize_agrees_with_the_library(s):
     assert ours == library
 
 
+@pytest.mark.slow
 def test_pretokenize_agrees_with_the_library_on_every_assigned_character():
     # Every character Python's Unicode database knows, in the contexts the pattern cares about:
-    # after a letter, doubled, before and after a space, next to a digit.
+    # after a letter, doubled, after a space, before a digit. Compared by where chunks end.
     chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) not in ("Cn", "Cs")]
-    text = "\n".join(f"a{c}{c} b{c}1{c} {c}" for c in chars)
-    stand_in = tk.byte_to_unicode()
-    ours = ["".join(stand_in[b] for b in chunk.encode("utf-8")) for chunk in tk.pretokenize(text)]
-    library = [w for w, _ in pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str(text)]
-    assert ours == library
+    text = "\n".join(f"a{c}{c} {c}1" for c in chars)
+    ours = list(itertools.accumulate(map(len, tk.pretokenize(text))))
+    library = pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str(text)
+    assert ours == [end for _, (_, end) in library]
     assert tk.pretokenize("x² ½ Ⅻ \x1c") == ["x", "²", " ½", " Ⅻ", " \x1c"]  # numerals; U+001C
 
 
@@ -468,12 +468,13 @@ def test_fast_and_naive_trainers_agree_on_any_small_alphabet(text, n_merges):
     assert fast == naive
 
 
+@pytest.mark.slow
 def test_fast_trainer_on_shakespeare(shakespeare, our_bpe):
     assert tk.BPETokenizer.train(shakespeare[:50_000], 384).merges == our_bpe.merges
     naive = tk.BPETokenizer.train(shakespeare[:50_000], 384, method="naive")
     assert naive.merges == our_bpe.merges
-    fast, naive = _merges_both_ways(shakespeare[:300_000], 700)  # longer, with many ties late on
-    assert fast == naive
+    fast, naive = _merges_both_ways(shakespeare[:30_000], 600)  # late merges: counts tie often
+    assert fast == naive and len(fast) == 600
 
 
 def test_tie_break_is_the_documented_rule():
