@@ -11,9 +11,9 @@ Shakespeare (512 tokens, ``<|endoftext|>`` special) then encodes each file with
 ``encode_iterable`` over its lines, counting the ids without keeping them, and, for the smaller
 files only, with ``encode`` on the whole text read at once.
 
-Each measurement runs in a fresh process, which reports its peak resident memory (``ru_maxrss``)
-above what it held before reading the file, and, with ``--tracemalloc``, the peak of the memory
-Python allocated (slower). Also printed: the time and the throughput. This is a benchmark, not a
+Each measurement runs in a fresh process, which loads the tokenizer (trained once, beforehand) and
+reports its peak resident memory (``ru_maxrss``) above what it held before reading the file, and,
+with ``--tracemalloc``, the peak of the memory Python allocated (slower). Also printed: the time and the throughput. This is a benchmark, not a
 test: its numbers depend on the machine and on what else runs on it. Needs tiny Shakespeare
 (downloaded on first use, or read from MINILLM_DATA_DIR).
 """
@@ -48,22 +48,32 @@ def write_corpus(path: Path, megabytes: float) -> int:
     return written
 
 
-def tokenizer() -> BPETokenizer:
-    return BPETokenizer.train(load_tiny_shakespeare()[:200_000], 513, special_tokens=[END_OF_TEXT])
+def save_tokenizer(path: Path) -> None:
+    tok = BPETokenizer.train(load_tiny_shakespeare()[:200_000], 513, special_tokens=[END_OF_TEXT])
+    path.write_text(json.dumps({"merges": tok.merges, "special_tokens": tok.special_tokens}))
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def measure(mode: str, path: str, use_tracemalloc: bool) -> dict:
+def rss_mb() -> float:
+    """The resident memory of this process now (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
+def measure(mode: str, path: str, tokenizer_path: str, use_tracemalloc: bool) -> dict:
     """Runs in a child process: encode the file one way, report memory and time."""
-    tok = tokenizer()
+    saved = json.loads(Path(tokenizer_path).read_text())
+    tok = BPETokenizer([tuple(m) for m in saved["merges"]], saved["special_tokens"])
     tok.encode("warm up the imports")
     if use_tracemalloc:
         import tracemalloc
         tracemalloc.start()
-    before, start = peak_rss_mb(), time.perf_counter()
+    before, start = rss_mb(), time.perf_counter()
     if mode == "stream":
         with open(path, encoding="utf-8") as f:
             n_ids = sum(1 for _ in tok.encode_iterable(f))
@@ -82,7 +92,7 @@ def main() -> None:
     parser.add_argument("--whole-up-to", type=float, default=10,
                         help="also encode files up to this size (MB) whole, for comparison")
     parser.add_argument("--tracemalloc", action="store_true")
-    parser.add_argument("--measure", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(*args.measure, args.tracemalloc)))
@@ -91,12 +101,15 @@ def main() -> None:
     print(f"{'file MB':>8}{'mode':>8}{'ids':>13}{'seconds':>9}{'MB/s':>7}{'peak RSS MB':>13}"
           + (f"{'Python peak MB':>16}" if args.tracemalloc else ""))
     with tempfile.TemporaryDirectory() as folder:
+        tokenizer_path = Path(folder) / "tokenizer.json"
+        save_tokenizer(tokenizer_path)
         for megabytes in args.sizes:
             path = Path(folder) / f"corpus_{megabytes:g}MB.txt"
             size = write_corpus(path, megabytes) / 1e6
             modes = ["stream"] + (["whole"] if megabytes <= args.whole_up_to else [])
             for mode in modes:
-                command = [sys.executable, __file__, "--measure", mode, str(path)]
+                command = [sys.executable, __file__, "--measure", mode, str(path),
+                           str(tokenizer_path)]
                 command += ["--tracemalloc"] * args.tracemalloc
                 out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
                 r = json.loads(out)

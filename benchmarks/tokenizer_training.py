@@ -64,9 +64,10 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5, help="runs of the fast trainer and library")
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive trainer (slow)")
+    parser.add_argument("--max-chars", type=int, default=None, help="use only the corpus' start")
     args = parser.parse_args()
 
-    text = corpus(args.corpus)
+    text = corpus(args.corpus)[: args.max_chars]
     n_bytes = len(text.encode("utf-8"))
     print(f"corpus: {args.corpus}, {len(text):,} characters, {n_bytes / 1e6:.2f} MB; "
           f"vocabulary {args.vocab_size} (256 bytes + {args.vocab_size - 256} merges)")

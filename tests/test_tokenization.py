@@ -10,6 +10,8 @@ import itertools
 import json
 import random
 import socket
+import subprocess
+import sys
 import threading
 import tracemalloc
 import unicodedata
@@ -841,3 +843,17 @@ def test_streaming_errors(our_bpe):
         list(our_bpe.encode_iterable(["ok", b"bytes"]))
     with pytest.raises(ValueError, match="piece 0 of texts cannot be encoded as UTF-8"):
         list(our_bpe.encode_iterable(["\ud800"]))
+
+
+# --- the benchmark scripts run (their numbers are not tested: they depend on the machine) ------
+
+@pytest.mark.slow
+def test_benchmark_scripts_run(root, data_dir):
+    def run(script, *args):
+        return subprocess.run([sys.executable, str(root / "benchmarks" / script), *args],
+                              capture_output=True, text=True, check=True, cwd=root).stdout
+
+    out = run("tokenizer_training.py", "--max-chars", "30000", "--vocab-size", "300", "--repeats", "1")
+    assert "learned the same 44 merges" in out and "ours, naive" in out and "library (tokenizers" in out
+    out = run("tokenizer_streaming.py", "--sizes", "0.2", "--whole-up-to", "0.2")
+    assert out.count("stream") == 1 and out.count("whole") == 1
