@@ -277,6 +277,15 @@ def _id_table(table: dict[int, bytes], specials: dict[str, int]) -> list[bytes]:
     return [by_id[i] for i in range(n)]
 
 
+def _check_learn_args(chunk_counts, n_merges) -> None:
+    if not isinstance(chunk_counts, Mapping):
+        raise TypeError("chunk_counts must map each chunk (a str) to how often it "
+                        "occurs, as count_chunks(text) does, got "
+                        f"{type(chunk_counts).__name__}")
+    if not isinstance(n_merges, int) or isinstance(n_merges, bool) or n_merges < 0:
+        raise ValueError(f"n_merges must be an int >= 0, got {n_merges!r}")
+
+
 def _special_splitter(specials) -> re.Pattern | None:
     """A pattern that cuts text around special tokens; the longest of two wins."""
     if not specials:
@@ -534,7 +543,7 @@ class BPETokenizer:
                 start = match.end()
             if start >= end:
                 return start
-        # A line that starts with a non-space starts a chunk: only the last such line matters.
+        # A line that starts with a non-space starts a chunk: only the last one matters.
         line = text.rfind("\n", start, end - 1)
         while line >= start and text[line + 1].isspace():
             line = text.rfind("\n", start, line)
@@ -553,6 +562,8 @@ class BPETokenizer:
             raise TypeError("texts must be an iterable of str, such as an open file or a "
                             f"list of lines, not one {type(texts).__name__}: encode a str "
                             "with encode()")
+        if not isinstance(batch_chars, int) or batch_chars < 1:
+            raise ValueError(f"batch_chars must be an int >= 1, got {batch_chars!r}")
         pending, size = [], 0
         for k, piece in enumerate(texts):
             _check_text(piece, name=f"piece {k} of texts")
@@ -582,6 +593,7 @@ def learn_merges_naive(chunk_counts: Mapping[str, int],
     Every step recounts every pair of the table and merges the most frequent one; merge
     ``k`` makes the id ``256 + k``. Fewer come back if every chunk becomes one token.
     """
+    _check_learn_args(chunk_counts, n_merges)
     words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]  # chunks, as ids
     freqs = list(chunk_counts.values())  # how often each chunk occurs
     merges = []
@@ -710,6 +722,7 @@ def _heap_entry(pair: str, counts: dict) -> tuple:
 def learn_merges_fast(chunk_counts: Mapping[str, int],
                       n_merges: int) -> list[tuple[int, int]]:
     """The merges of :func:`learn_merges_naive`, in the same order, not recounting."""
+    _check_learn_args(chunk_counts, n_merges)
     words = [chunk.encode("utf-8").decode("latin-1") for chunk in chunk_counts]
     freqs = list(chunk_counts.values())
     counts, where = _index_pairs(words, freqs)

@@ -836,6 +836,15 @@ def test_streaming_reads_lazily_and_its_memory_does_not_grow_with_the_text(our_b
     assert large < 1.5 * small + 200_000
 
 
+def test_learner_errors():
+    with pytest.raises(TypeError, match="chunk_counts must map each chunk .* got str"):
+        tk.learn_merges_fast("some text", 10)
+    for learn in (tk.learn_merges_fast, tk.learn_merges_naive):
+        with pytest.raises(ValueError, match=r"n_merges must be an int >= 0, got -1"):
+            learn({"ab": 1}, -1)
+        assert learn({"ab": 2}, 0) == [] and learn({}, 5) == []
+
+
 def test_streaming_errors(our_bpe):
     with pytest.raises(TypeError, match="not one str: encode a str with encode"):
         list(our_bpe.encode_iterable("a whole text"))
@@ -843,6 +852,8 @@ def test_streaming_errors(our_bpe):
         list(our_bpe.encode_iterable(["ok", b"bytes"]))
     with pytest.raises(ValueError, match="piece 0 of texts cannot be encoded as UTF-8"):
         list(our_bpe.encode_iterable(["\ud800"]))
+    with pytest.raises(ValueError, match="batch_chars must be an int >= 1, got 0"):
+        list(our_bpe.encode_iterable(["a"], batch_chars=0))
 
 
 # --- the benchmark scripts run (their numbers are not tested: they depend on the machine) ------
