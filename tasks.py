@@ -108,7 +108,8 @@ def book() -> None:
 def unit(*pytest_args: str) -> None:
     setup()
     log("pytest tests/ (unit, oracle, package-sync and notebook checks)")
-    run(PY, "-m", "pytest", "-m", "not rendered_book", *pytest_args, env=venv_env())
+    run(PY, "-m", "pytest", "-m", "not rendered_book", "--durations=15", *pytest_args,
+        env=venv_env())
 
 
 EXECUTED = ROOT / "_build" / "executed"

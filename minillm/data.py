@@ -54,16 +54,17 @@ class DataFile:
         name: registry key, e.g. ``"tinyshakespeare"``.
         relpath: where the file lives below a data or cache folder.
         url: where to download it from.
-        sha256: the expected SHA-256 of the file (hex).
-        size: the expected size in bytes.
+        sha256: the expected SHA-256 of the file (hex), or None where no hash is
+            published (the file is then not checked here: its reader checks it).
+        size: the expected size in bytes, or None where it is not known.
         archive_member: if the URL serves a zip archive, the member to extract.
     """
 
     name: str
     relpath: str
     url: str
-    sha256: str
-    size: int
+    sha256: str | None
+    size: int | None
     archive_member: str | None = None
 
 
@@ -128,10 +129,12 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 def _verify(path: Path, entry: DataFile) -> None:
     size = path.stat().st_size
-    if size != entry.size:
+    if entry.size is not None and size != entry.size:
         raise ChecksumError(
             f"{path} has {size:,} bytes, but {entry.name} should have {entry.size:,} bytes"
         )
+    if entry.sha256 is None:
+        return
     got = sha256_of(path)
     if got != entry.sha256:
         raise ChecksumError(

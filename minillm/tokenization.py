@@ -11,20 +11,31 @@ from __future__ import annotations
 
 __all__ = [
     'CharTokenizer', 'pair_counts', 'merge_pair', 'pretokenize', 'byte_to_unicode',
-    'BPETokenizer', 'train_bpe', 'train_wordpiece', 'SpecialTokenIds',
-    'special_token_ids', 'encode_strict'
+    'BPETokenizer', 'learn_merges_naive', 'train_bpe', 'learn_merges_fast',
+    'count_chunks', 'train_wordpiece', 'SpecialTokenIds', 'special_token_ids',
+    'encode_strict'
 ]
 
 
 # %% notebooks/02_tokenization.ipynb, cell 11: 2.2 A character tokenizer
+import heapq
+import json
 import operator
+import os
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
 
-from tokenizers import Encoding, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+import regex
+from tokenizers import (Encoding, Tokenizer, decoders, models, normalizers,
+                        pre_tokenizers, processors, trainers)
+
+from minillm.data import (DATA_DIR_ENV, DataFile, DataUnavailableError, cache_dir,
+                          download)
+from minillm.support import add_to_class
 
 
 def _describe(ch: str) -> str:
@@ -159,27 +170,33 @@ def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[i
 
 
 # %% notebooks/02_tokenization.ipynb, cell 23: Pre-tokenization
-SPLIT_PATTERN = re.compile(
-    r"'(?:[sdmt]|ll|ve|re)"  # the contractions 's 't 'd 'm 'll 've 're
-    r"| ?[^\W\d_]+"  # letters, with the space before them
-    r"| ?\d+"  # digits
-    r"| ?(?:[^\s\w]|_)+"  # punctuation and other symbols
-    r"|\s+(?!\S)"  # whitespace, leaving the last space to the word after it
-    r"|\s+"  # whitespace at the end of the text
+# GPT-2's pattern, verbatim: \p{L} is any letter, \p{N} any digit or numeral
+GPT2_SPLIT_PATTERN = (
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+)
+SPLIT_PATTERN = regex.compile(GPT2_SPLIT_PATTERN)
+# The same pattern for ASCII text, where \p{L} is [A-Za-z], \p{N} is [0-9] and \s
+# is [\t-\r ]: Python's `re` runs it about twice as fast, and cuts ASCII the same way.
+_ASCII_SPLIT = re.compile(
+    r"'(?:[stmd]|re|ve|ll)| ?[A-Za-z]+| ?[0-9]+| ?[^\t-\r A-Za-z0-9]+"
+    r"|[\t-\r ]+(?![^\t-\r ])|[\t-\r ]+"
 )
 
 
-def pretokenize(text: str) -> list[str]:
-    """Cut ``text`` into the chunks that BPE merges never cross (GPT-2's rule, see ``SPLIT_PATTERN``).
+def _chunks(text: str) -> list[str]:
+    return (_ASCII_SPLIT if text.isascii() else SPLIT_PATTERN).findall(text)
 
-    ``"".join(pretokenize(text)) == text`` always. The pattern is GPT-2's, written for Python's ``re``
-    (which has no ``\\p{L}`` class). The two cut text differently only around rare characters: numerals
-    that are not decimal digits (``²``, ``½``, ``Ⅻ``), which Python counts as letters; the control
-    characters U+001C to U+001F, which Python counts as whitespace; and characters more recent than the
-    Unicode version of Python's database.
+
+def pretokenize(text: str) -> list[str]:
+    """Cut ``text`` into the chunks that BPE merges never cross, with GPT-2's pattern.
+
+    ``"".join(pretokenize(text)) == text`` always. Contractions (``'s 't 're 've 'm
+    'll 'd``) are chunks of their own; runs of letters, of digits and of other symbols
+    each take the one space before them; a run of whitespace leaves its last space to
+    the word after it.
     """
     _check_text(text)
-    return SPLIT_PATTERN.findall(text)
+    return _chunks(text)
 
 
 # %% notebooks/02_tokenization.ipynb, cell 28: Printing bytes
@@ -206,122 +223,394 @@ _BYTE_RANK = {b: rank for rank, b in enumerate(sorted(range(256), key=lambda b: 
 
 
 # %% notebooks/02_tokenization.ipynb, cell 31: The tokenizer
-def _token_rank(token: int) -> int:
-    """The tie-break order of training: bytes by their stand-ins, then merged tokens, oldest first."""
-    return _BYTE_RANK[token] if token < 256 else token
+def _check_merge(k: int, pair, table: dict, ranks: dict) -> tuple[int, int]:
+    """Merge ``k`` as a pair of ids of tokens that exist before it, or a clear error."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(t, int) and t in table for t in pair)):
+        raise ValueError(f"merge {k} must be a pair of ids of tokens made before "
+                         f"it (for a trained tokenizer, ids in [0, {256 + k})), "
+                         f"got {pair!r}")
+    pair = (int(pair[0]), int(pair[1]))
+    if pair in ranks:
+        raise ValueError(f"merge {k} repeats the pair {pair}, which is already "
+                         f"merge {ranks[pair]}")
+    return pair
 
 
+def _token_id(ids_of: dict[bytes, int], token: bytes, what: str) -> int:
+    if token not in ids_of:
+        raise ValueError(f"the vocabulary has no token for {what} {token!r}: a byte-"
+                         "level BPE needs all 256 bytes and the token each merge makes")
+    return ids_of[token]
+
+
+def _special_ids(special_tokens, table: dict) -> dict[str, int]:
+    """Special tokens as ``{token: id}``; a list takes the ids after ``table``."""
+    if isinstance(special_tokens, (str, bytes)):
+        raise TypeError("special_tokens must be a list of strings such as "
+                        f"[{special_tokens!r}], not one "
+                        f"{type(special_tokens).__name__}")
+    if not isinstance(special_tokens, Mapping):
+        tokens = list(special_tokens)
+        if len(set(tokens)) < len(tokens):
+            raise ValueError(f"special_tokens lists a token twice: {tokens!r}")
+        special_tokens = {t: len(table) + j for j, t in enumerate(tokens)}
+    for token, i in special_tokens.items():
+        _check_text(token, name="a special token")
+        if not token:
+            raise ValueError("a special token must hold at least one character, got ''")
+        if not isinstance(i, int) or i < 0 or i in table:
+            raise ValueError(f"special token {token!r} needs an id of its own, "
+                             f"got {i!r}")
+    return dict(special_tokens)
+
+
+def _id_table(table: dict[int, bytes], specials: dict[str, int]) -> list[bytes]:
+    """Every token's bytes by id (a special token's: its UTF-8 text), ids 0 to n - 1."""
+    by_id = {**table, **{i: t.encode("utf-8") for t, i in specials.items()}}
+    n = len(table) + len(specials)
+    if len(by_id) < n or set(by_id) != set(range(n)):
+        gaps = sorted(set(range(n)) - set(by_id))
+        problem = f"no token has id {gaps[0]}" if gaps else "two tokens share an id"
+        raise ValueError(f"token ids must run from 0 to {n - 1}, one token each: "
+                         f"{problem}")
+    return [by_id[i] for i in range(n)]
+
+
+def _check_learn_args(chunk_counts, n_merges) -> None:
+    if not isinstance(chunk_counts, Mapping):
+        raise TypeError("chunk_counts must map each chunk (a str) to how often it "
+                        "occurs, as count_chunks(text) does, got "
+                        f"{type(chunk_counts).__name__}")
+    if not isinstance(n_merges, int) or isinstance(n_merges, bool) or n_merges < 0:
+        raise ValueError(f"n_merges must be an int >= 0, got {n_merges!r}")
+
+
+def _special_splitter(specials) -> re.Pattern | None:
+    """A pattern that cuts text around special tokens; the longest of two wins."""
+    if not specials:
+        return None
+    longest_first = sorted(specials, key=len, reverse=True)
+    return re.compile("(" + "|".join(map(re.escape, longest_first)) + ")")
+
+
+# %% notebooks/02_tokenization.ipynb, cell 32: The tokenizer
 class BPETokenizer:
     """Byte-level byte-pair encoding, written from scratch.
 
-    The vocabulary is the 256 bytes (ids 0-255) followed by one token per merge: merge ``k`` turns the
-    pair of ids ``merges[k]`` into the new id ``256 + k``. Every string encodes (its UTF-8 bytes are all
-    in the vocabulary), and ``decode(encode(s)) == s`` for every string ``s`` (a string holding a lone
-    surrogate, which is not a character, is refused with a ValueError).
+    The vocabulary is the 256 bytes (ids 0-255), one token per merge (merge ``k``
+    turns the pair of ids ``merges[k]`` into id ``256 + k``), then the special tokens,
+    which are never split (section 2.8). ``decode(encode(s)) == s`` for every str.
 
-    ``BPETokenizer.train(text, vocab_size)`` learns the merges; ``BPETokenizer(merges)`` rebuilds a
-    tokenizer from a list of merges.
+    ``BPETokenizer.train(text, vocab_size)`` learns the merges (section 2.4), and
+    ``BPETokenizer(merges, special_tokens)`` rebuilds a tokenizer from them.
+    ``vocab``, a ``{id: bytes}`` table of the tokens that are not special, numbers
+    them another way: the loaders of real vocabularies (section 2.9) use it.
     """
 
-    def __init__(self, merges: Sequence[tuple[int, int]] = ()):
-        self.merges: list[tuple[int, int]] = []  # merge k: the pair of ids that becomes id 256 + k
-        self.ranks: dict[tuple[int, int], int] = {}  # pair -> the id it becomes (lower = learned earlier)
-        self.vocab: list[bytes] = [bytes([b]) for b in range(256)]  # id -> the bytes it stands for
+    def __init__(self, merges: Sequence[tuple[int, int]] = (),
+                 special_tokens: Sequence[str] | Mapping[str, int] = (), *,
+                 vocab: Mapping[int, bytes] | None = None):
+        table = {b: bytes([b]) for b in range(256)} if vocab is None else dict(vocab)
+        ids_of = {token: i for i, token in table.items()}  # bytes -> id
+        self.byte_ids = [_token_id(ids_of, bytes([b]), "byte") for b in range(256)]
+        self.merges: list[tuple[int, int]] = []  # merge k: the pair of ids it joins
+        self.ranks: dict[tuple[int, int], int] = {}  # pair -> k: lower = learned first
+        self.merge_ids: list[int] = []  # merge k -> the id of the token it makes
         for k, pair in enumerate(merges):
-            new_id = 256 + k
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(isinstance(t, int) and 0 <= t < new_id for t in pair):
-                raise ValueError(f"merge {k} must be a pair of ids in [0, {new_id}), got {pair!r}")
-            a, b = pair = (int(pair[0]), int(pair[1]))
-            if pair in self.ranks:
-                raise ValueError(f"merge {k} repeats the pair {pair}, already merge {self.ranks[pair] - 256}")
+            a, b = pair = _check_merge(k, pair, table, self.ranks)
+            if vocab is None:  # a trained tokenizer: merge k makes the new id 256 + k
+                made = 256 + k
+                table[made] = table[a] + table[b]
+            else:  # a loaded vocabulary: the token a merge makes has an id already
+                made = _token_id(ids_of, table[a] + table[b], f"merge {k}")
             self.merges.append(pair)
-            self.ranks[pair] = new_id
-            self.vocab.append(self.vocab[a] + self.vocab[b])
+            self.ranks[pair] = k
+            self.merge_ids.append(made)
+        self.special_tokens = _special_ids(special_tokens, table)  # text -> id
+        self.vocab: list[bytes] = _id_table(table, self.special_tokens)  # id -> bytes
+        self._given_vocab = None if vocab is None else dict(vocab)
+        self._special_re = _special_splitter(self.special_tokens)
         self._cache: dict[str, list[int]] = {}
-
-    @classmethod
-    def train(cls, text: str, vocab_size: int) -> "BPETokenizer":
-        """Learn ``vocab_size - 256`` merges from ``text`` (fewer if every chunk becomes a single token)."""
-        _check_text(text)
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-        if vocab_size < 256:
-            raise ValueError(f"vocab_size must be at least 256, the number of bytes (the base alphabet), got {vocab_size}")
-        chunk_counts = Counter(pretokenize(text))
-        if not chunk_counts:
-            raise ValueError("cannot learn merges from an empty text")
-        words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]  # each distinct chunk, as ids
-        freqs = list(chunk_counts.values())  # how often each chunk occurs
-        merges = []
-        for new_id in range(256, vocab_size):
-            counts = {}
-            for word, freq in zip(words, freqs):
-                pair_counts(word, counts, weight=freq)
-            if not counts:
-                break  # every chunk is a single token: nothing left to merge
-            # the most frequent pair; among equals, the one whose tokens rank first
-            best = min(counts, key=lambda p: (-counts[p], _token_rank(p[0]), _token_rank(p[1])))
-            words = [merge_pair(w, best, new_id) if best[0] in w else w for w in words]
-            merges.append(best)
-        return cls(merges)
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
     def __repr__(self) -> str:
-        return f"BPETokenizer(vocab_size={self.vocab_size})"
+        if not self.special_tokens:
+            return f"BPETokenizer(vocab_size={self.vocab_size})"
+        return (f"BPETokenizer(vocab_size={self.vocab_size}, "
+                f"special_tokens={list(self.special_tokens)})")
 
-    def encode(self, text: str) -> list[int]:
-        """The token ids of ``text``: pre-tokenize, then apply the merges inside each chunk."""
+    # %% notebooks/02_tokenization.ipynb, cell 34: The tokenizer
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        """The token ids of ``text``: pre-tokenize, then apply the merges in each chunk.
+
+        Special tokens are cut out first and get their own ids (section 2.8); with
+        ``allow_special=False`` they are encoded as ordinary text.
+        """
         _check_text(text)
         ids = []
-        for chunk in SPLIT_PATTERN.findall(text):
-            ids.extend(self._encode_chunk(chunk))
+        cut_out = allow_special and self._special_re
+        parts = self._special_re.split(text) if cut_out else [text]
+        for k, part in enumerate(parts):
+            if k % 2:  # re.split puts what the pattern matched, special tokens, at odd k
+                ids.append(self.special_tokens[part])
+            else:
+                for chunk in _chunks(part):
+                    cached = self._cache.get(chunk)  # most chunks have been seen before
+                    ids.extend(self._encode_chunk(chunk) if cached is None else cached)
         return ids
 
+    # %% notebooks/02_tokenization.ipynb, cell 34: The tokenizer
     def _encode_chunk(self, chunk: str) -> list[int]:
         if chunk in self._cache:
             return self._cache[chunk]
-        ids = list(chunk.encode("utf-8"))
+        ids = [self.byte_ids[b] for b in chunk.encode("utf-8")]
         while len(ids) > 1:
-            # of the adjacent pairs, the one learned first (lowest new id); pairs never learned rank last
+            # of the adjacent pairs, the one learned first (lowest rank); unknown ones last
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, float("inf")))
             if pair not in self.ranks:
                 break
-            ids = merge_pair(ids, pair, self.ranks[pair])
-        if len(self._cache) < 100_000:  # bound the memory a long stream of new words can take
+            ids = merge_pair(ids, pair, self.merge_ids[self.ranks[pair]])
+        if len(self._cache) < 100_000:  # bound the memory a long stream of new words takes
             self._cache[chunk] = ids
         return ids
 
+    # %% notebooks/02_tokenization.ipynb, cell 36: The tokenizer
     def decode(self, ids, errors: str = "replace") -> str:
         """The text of a sequence of ids (a list of ints, or a 1-D tensor).
 
-        The bytes of all the tokens are joined, then decoded as UTF-8. A sequence cut in the middle of a
-        multi-byte character is not valid UTF-8: ``errors="replace"`` shows the broken part as U+FFFD,
+        The bytes of the tokens are joined, then decoded as UTF-8 (a special token's bytes
+        are its text). A sequence cut in the middle of a multi-byte character is not valid
+        UTF-8: ``errors="replace"`` shows the broken part as U+FFFD, and
         ``errors="strict"`` raises ``UnicodeDecodeError``.
         """
         data = b"".join(self.vocab[i] for i in _as_id_list(ids, self.vocab_size))
         return data.decode("utf-8", errors=errors)
 
+    # %% notebooks/02_tokenization.ipynb, cell 36: The tokenizer
     def id_to_token(self, i: int) -> str:
-        """Token ``i`` as GPT-2 prints it: its bytes written with their stand-ins (``' the'`` is ``'Ġthe'``)."""
+        """Token ``i`` as GPT-2 prints it: its bytes written with their stand-ins
+        (``' the'`` is ``'Ġthe'``); a special token as its text."""
         (i,) = _as_id_list([i], self.vocab_size)
+        if i in self.special_tokens.values():
+            return self.vocab[i].decode("utf-8")
         return "".join(_STAND_IN[b] for b in self.vocab[i])
 
+    # %% notebooks/02_tokenization.ipynb, cell 55: 2.4 The `tokenizers` library
     def to_tokenizers(self) -> Tokenizer:
-        """The same tokenizer as a ``tokenizers.Tokenizer``: the same ids, computed by the library's Rust code."""
+        """The same tokenizer as a ``tokenizers.Tokenizer``: the same ids, computed by the
+        library's Rust code."""
         vocab = {self.id_to_token(i): i for i in range(self.vocab_size)}
         if len(vocab) < self.vocab_size:
-            raise ValueError("two merges produce the same bytes, which a tokenizers.BPE vocabulary cannot hold")
+            raise ValueError("two tokens have the same bytes, which a tokenizers.BPE "
+                             "vocabulary cannot hold")
         merges = [(self.id_to_token(a), self.id_to_token(b)) for a, b in self.merges]
         tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
+        tokenizer.add_special_tokens(list(self.special_tokens))
         return tokenizer
 
+    # %% notebooks/02_tokenization.ipynb, cell 71: A faster trainer
+    @classmethod
+    def train(cls, text: str, vocab_size: int, special_tokens: Sequence[str] = (), *,
+              method: str = "fast") -> "BPETokenizer":
+        """Learn a tokenizer of ``vocab_size`` tokens from ``text``: the 256 bytes, the
+        merges, then ``special_tokens``, which never take part in a merge.
 
-# %% notebooks/02_tokenization.ipynb, cell 42: 2.4 The `tokenizers` library
+        ``method="fast"`` (:func:`learn_merges_fast`) and ``"naive"``
+        (:func:`learn_merges_naive`) learn the same merges. Fewer merges are learned if
+        every chunk becomes a single token first.
+        """
+        learners = {"fast": learn_merges_fast, "naive": learn_merges_naive}
+        if method not in learners:
+            raise ValueError(f"method must be 'fast' or 'naive', got {method!r}")
+        specials = list(_special_ids(special_tokens, {}))
+        _check_vocab_size(vocab_size, 256 + len(specials),
+                          f"the 256 bytes and {len(specials)} special token(s)")
+        chunk_counts = count_chunks(text, specials)
+        if not chunk_counts:
+            raise ValueError("cannot learn merges from an empty text"
+                             + " (it holds only special tokens)" * bool(text))
+        merges = learners[method](chunk_counts, vocab_size - 256 - len(specials))
+        return cls(merges, specials)
+
+    # %% notebooks/02_tokenization.ipynb, cell 107: 2.8 Special tokens
+    def with_special_tokens(self, tokens: Sequence[str]) -> "BPETokenizer":
+        """A copy of this tokenizer with ``tokens`` added as special tokens, taking the
+        next ids; every id it had stays (a token that is special already keeps its id).
+
+        ``tokenizer.with_special_tokens(CHAT_TOKENS)`` adds the role markers of chapter 11.
+        """
+        if isinstance(tokens, (str, bytes)):
+            raise TypeError(f"tokens must be a list of strings such as [{tokens!r}], "
+                            f"not one {type(tokens).__name__}")
+        added = [t for t in dict.fromkeys(tokens) if t not in self.special_tokens]
+        specials = {**self.special_tokens,
+                    **{t: self.vocab_size + j for j, t in enumerate(added)}}
+        return type(self)(self.merges, specials, vocab=self._given_vocab)
+
+    # %% notebooks/02_tokenization.ipynb, cell 113: 2.9 Loading a real vocabulary
+    @classmethod
+    def from_vocab(cls, vocab: Mapping[str, int], merges: Sequence,
+                   special_tokens: Sequence[str] | Mapping[str, int] | None = None):
+        """A tokenizer from a GPT-2-style vocabulary, with the ids it gives.
+
+        ``vocab`` maps each token, written with the byte stand-ins (``"Ġthe"``), to its
+        id; ``merges`` lists the merged pairs (``"Ġ t"`` or ``["Ġ", "t"]``), first learned
+        first. ``special_tokens`` defaults to the entries of ``vocab`` that are neither a
+        byte nor made by a merge (GPT-2: ``<|endoftext|>``); one not in ``vocab`` gets the
+        next id.
+        """
+        if not isinstance(vocab, Mapping) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in vocab.values()):
+            raise TypeError("vocab must map token strings to integer ids, as vocab.json "
+                            "does")
+        names = [_merge_names(k, merge, vocab) for k, merge in enumerate(merges)]
+        if special_tokens is None:
+            made = {vocab[a + b] for a, b in names}
+            special_tokens = {t: i for t, i in vocab.items()
+                              if i not in made and len(t) > 1}
+        elif not isinstance(special_tokens, Mapping):
+            _special_ids(special_tokens, {})  # the checks of a list of special tokens
+            extra = [t for t in dict.fromkeys(special_tokens) if t not in vocab]
+            special_tokens = {**{t: vocab[t] for t in special_tokens if t in vocab},
+                              **{t: len(vocab) + j for j, t in enumerate(extra)}}
+        table = {i: _token_bytes(t) for t, i in vocab.items() if t not in special_tokens}
+        return cls([(vocab[a], vocab[b]) for a, b in names], special_tokens, vocab=table)
+
+    # %% notebooks/02_tokenization.ipynb, cell 115: 2.9 Loading a real vocabulary
+    @classmethod
+    def from_files(cls, vocab_path, merges_path, special_tokens=None) -> "BPETokenizer":
+        """Load GPT-2's two files: ``vocab.json`` (``{token: id}``) and ``merges.txt`` (one
+        merge per line, ``"Ġ t"``, after a ``#version`` line). ``special_tokens``: as for
+        :meth:`from_vocab`."""
+        vocab = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
+        lines = Path(merges_path).read_text(encoding="utf-8").split("\n")
+        merges = [line.rstrip("\r") for line in lines
+                  if line.strip() and not line.startswith("#version")]
+        return cls.from_vocab(vocab, merges, special_tokens)
+
+    # %% notebooks/02_tokenization.ipynb, cell 115: 2.9 Loading a real vocabulary
+    @classmethod
+    def from_tokenizers_json(cls, path) -> "BPETokenizer":
+        """Load a byte-level BPE that the ``tokenizers`` library saved
+        (``tokenizer.save(path)``, e.g. one from :func:`train_bpe`); its added tokens
+        become special tokens."""
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        problems = _not_byte_level_bpe(saved)
+        if problems:
+            raise ValueError(f"{path} is not a byte-level BPE that BPETokenizer can load: "
+                             + "; ".join(problems))
+        specials = {t["content"]: t["id"] for t in saved.get("added_tokens") or []}
+        return cls.from_vocab(saved["model"]["vocab"], saved["model"]["merges"], specials)
+
+    # %% notebooks/02_tokenization.ipynb, cell 124: 2.9 Loading a real vocabulary
+    @classmethod
+    def from_pretrained(cls, name: str = "gpt2", *, local_dir=None,
+                        timeout: float = 60.0) -> "BPETokenizer":
+        """A published tokenizer, by name: ``"gpt2"`` (50,257 tokens: the 256 bytes, 50,000
+        merges and ``<|endoftext|>``).
+
+        Its ``vocab.json`` and ``merges.txt`` come from ``local_dir`` if given; else from
+        ``$MINILLM_DATA_DIR/tokenizers/NAME`` if that variable is set (nothing is
+        downloaded then); else from the download cache, downloaded on first use. Where they
+        are missing and cannot be downloaded, a ``DataUnavailableError`` names the URLs and
+        the folder to put them in.
+        """
+        if name not in PRETRAINED:
+            raise ValueError(f"unknown tokenizer {name!r}; known: {', '.join(PRETRAINED)}")
+        folder = _pretrained_folder(name, local_dir, timeout)
+        tokenizer = cls.from_files(folder / "vocab.json", folder / "merges.txt")
+        expected = PRETRAINED[name]["vocab_size"]
+        if tokenizer.vocab_size != expected:
+            raise ValueError(f"the files in {folder} give {tokenizer.vocab_size:,} tokens, "
+                             f"but {name} has {expected:,}: delete them and try again")
+        return tokenizer
+
+    # %% notebooks/02_tokenization.ipynb, cell 130: 2.10 Encoding a file piece by piece
+    def _stable_prefix(self, text: str, allow_special: bool = True) -> int:
+        """How much of ``text`` encodes the same whatever text follows it."""
+        start, end = 0, len(text)
+        if allow_special and self._special_re:
+            end -= max(map(len, self.special_tokens)) - 1  # a special token may start after
+            for match in self._special_re.finditer(text):  # the last one starting before
+                if match.start() >= end:
+                    break
+                start = match.end()
+            if start >= end:
+                return start
+        # A line that starts with a non-space starts a chunk: only the last one matters.
+        line = text.rfind("\n", start, end - 1)
+        while line >= start and text[line + 1].isspace():
+            line = text.rfind("\n", start, line)
+        start = max(start, line + 1)
+        chunks = _chunks(text[start:end])  # the last two chunks may still grow or merge
+        return end - len(chunks[-1]) - len(chunks[-2]) if len(chunks) >= 2 else start
+
+    # %% notebooks/02_tokenization.ipynb, cell 132: 2.10 Encoding a file piece by piece
+    def encode_iterable(self, texts: Iterable[str], allow_special: bool = True, *,
+                        batch_chars: int = 1 << 16) -> Iterator[int]:
+        """The ids of ``"".join(texts)``, as :meth:`encode` gives them, yielded as the
+        pieces arrive (an open file gives its lines). It holds about ``batch_chars``
+        characters and the ids they make, whatever the length of the whole text.
+        """
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be an iterable of str, such as an open file or a "
+                            f"list of lines, not one {type(texts).__name__}: encode a str "
+                            "with encode()")
+        if not isinstance(batch_chars, int) or batch_chars < 1:
+            raise ValueError(f"batch_chars must be an int >= 1, got {batch_chars!r}")
+        pending, size = [], 0
+        for k, piece in enumerate(texts):
+            _check_text(piece, name=f"piece {k} of texts")
+            pending.append(piece)
+            size += len(piece)
+            if size >= batch_chars:
+                text = "".join(pending)
+                done = self._stable_prefix(text, allow_special)
+                yield from self.encode(text[:done], allow_special)
+                pending, size = [text[done:]], len(text) - done
+        yield from self.encode("".join(pending), allow_special)
+
+
+# %% notebooks/02_tokenization.ipynb, cell 38: Training
+def _pair_order(pair: tuple[int, int]) -> tuple[int, int]:
+    """Training's tie-break: among equally frequent pairs, the one whose tokens come
+    first, bytes ordered by their stand-ins (``!`` first), then merged tokens, oldest
+    first."""
+    a, b = pair
+    return (_BYTE_RANK[a] if a < 256 else a, _BYTE_RANK[b] if b < 256 else b)
+
+
+def learn_merges_naive(chunk_counts: Mapping[str, int],
+                       n_merges: int) -> list[tuple[int, int]]:
+    """Learn up to ``n_merges`` merges from a table ``{chunk: how often it occurs}``.
+
+    Every step recounts every pair of the table and merges the most frequent one; merge
+    ``k`` makes the id ``256 + k``. Fewer come back if every chunk becomes one token.
+    """
+    _check_learn_args(chunk_counts, n_merges)
+    words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]  # chunks, as ids
+    freqs = list(chunk_counts.values())  # how often each chunk occurs
+    merges = []
+    for new_id in range(256, 256 + n_merges):
+        counts = {}
+        for word, freq in zip(words, freqs):
+            pair_counts(word, counts, weight=freq)
+        if not counts:
+            break  # every chunk is a single token: nothing left to merge
+        # the most frequent pair; among equals, the one whose tokens come first
+        best = min(counts, key=lambda p: (-counts[p], _pair_order(p)))
+        words = [merge_pair(w, best, new_id) if best[0] in w else w for w in words]
+        merges.append(best)
+    return merges
+
+
+# %% notebooks/02_tokenization.ipynb, cell 49: 2.4 The `tokenizers` library
 END_OF_TEXT = "<|endoftext|>"  # GPT-2's separator between documents
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -379,7 +668,102 @@ def train_bpe(texts: str | Iterable[str], vocab_size: int, *, special_tokens: Se
     return tokenizer
 
 
-# %% notebooks/02_tokenization.ipynb, cell 60: 2.6 WordPiece and BERT's inputs
+# %% notebooks/02_tokenization.ipynb, cell 62: A faster trainer
+def _index_pairs(words: list[str], freqs: list[int]) -> tuple[defaultdict, defaultdict]:
+    """Count the pairs of a chunk table once, and list the chunks each pair occurs in.
+
+    A chunk is a str of token ids (``chr(id)``), so a pair is a 2-character str. A
+    chunk is listed once per occurrence of the pair; the trainer skips the repeats.
+    """
+    counts, where = defaultdict(int), defaultdict(list)
+    for w, (word, freq) in enumerate(zip(words, freqs)):
+        for pair in map(operator.add, word, word[1:]):  # adjacent pairs, 2-char strs
+            counts[pair] += freq
+            where[pair].append(w)
+    return counts, where
+
+
+# %% notebooks/02_tokenization.ipynb, cell 64: A faster trainer
+def _merge_in_word(word: str, pair: str, new: str, freq: int,
+                   counts: dict) -> tuple[str, list[str]]:
+    """Merge ``pair`` into ``new`` in one chunk that occurs ``freq`` times, update
+    ``counts``, and return the merged chunk and its pairs that hold ``new``.
+
+    ``x a b y`` loses the pairs ``xa`` and ``by`` and gains ``xN`` and ``Ny``; the
+    count of ``pair`` itself is left to the caller, which drops it.
+    """
+    i = word.find(pair)
+    if word.find(pair, i + 1) >= 0:  # several occurrences (rare): recount the chunk
+        merged = word.replace(pair, new)  # non-overlapping, left to right: merge_pair
+        for p in map(operator.add, word, word[1:]):
+            counts[p] -= freq
+        for p in map(operator.add, merged, merged[1:]):
+            counts[p] += freq
+        return merged, [p for p in map(operator.add, merged, merged[1:]) if new in p]
+    before, after = word[i - 1 : i], word[i + 2 : i + 3]  # x and y, "" at either end
+    gained = []
+    if before:
+        counts[before + pair[0]] -= freq
+        gained.append(before + new)
+    if after:
+        counts[pair[1] + after] -= freq
+        gained.append(new + after)
+    for p in gained:
+        counts[p] += freq
+    return word[:i] + new + word[i + 2 :], gained
+
+
+# %% notebooks/02_tokenization.ipynb, cell 66: A faster trainer
+def _heap_entry(pair: str, counts: dict) -> tuple:
+    """Most frequent first; among equals, the tie-break of ``_pair_order``."""
+    return (-counts[pair], *_pair_order((ord(pair[0]), ord(pair[1]))), pair)
+
+
+def learn_merges_fast(chunk_counts: Mapping[str, int],
+                      n_merges: int) -> list[tuple[int, int]]:
+    """The merges of :func:`learn_merges_naive`, in the same order, not recounting."""
+    _check_learn_args(chunk_counts, n_merges)
+    words = [chunk.encode("utf-8").decode("latin-1") for chunk in chunk_counts]
+    freqs = list(chunk_counts.values())
+    counts, where = _index_pairs(words, freqs)
+    heap = [_heap_entry(pair, counts) for pair in counts]
+    heapq.heapify(heap)
+    merges = []
+    while heap and len(merges) < n_merges:
+        entry = heapq.heappop(heap)
+        pair = entry[-1]
+        if -entry[0] != counts[pair]:  # stale: the pair lost occurrences since its push
+            if counts[pair] > 0:
+                heapq.heappush(heap, _heap_entry(pair, counts))
+            continue
+        new = chr(256 + len(merges))
+        merges.append((ord(pair[0]), ord(pair[1])))
+        formed = set()
+        for w in where.pop(pair):
+            if pair in words[w]:  # skip a chunk listed twice, or merged since listed
+                words[w], gained = _merge_in_word(words[w], pair, new, freqs[w], counts)
+                for p in gained:
+                    where[p].append(w)
+                formed.update(gained)
+        del counts[pair]
+        for p in formed:
+            heapq.heappush(heap, _heap_entry(p, counts))
+    return merges
+
+
+# %% notebooks/02_tokenization.ipynb, cell 70: A faster trainer
+def count_chunks(text: str, special_tokens: Sequence[str] = ()) -> Counter:
+    """How often each chunk of ``text`` occurs. Special tokens are cut out first, so
+    that no chunk holds a piece of one."""
+    _check_text(text)
+    splitter = _special_splitter(_special_ids(special_tokens, {}))
+    counts = Counter()
+    for part in splitter.split(text)[::2] if splitter else [text]:
+        counts.update(_chunks(part))
+    return counts
+
+
+# %% notebooks/02_tokenization.ipynb, cell 83: 2.6 WordPiece and BERT's inputs
 def _bert_pipeline(model: models.Model, lowercase: bool) -> Tokenizer:
     """A tokenizer around ``model`` with BERT's normalizer, pre-tokenizer and decoder."""
     tokenizer = Tokenizer(model)
@@ -506,3 +890,97 @@ def encode_strict(tokenizer: Tokenizer, text: str, pair: str | None = None) -> E
             f"characters, or use a byte-level BPE, which can encode any text."
         )
     return encoding
+
+
+# %% notebooks/02_tokenization.ipynb, cell 106: 2.8 Special tokens
+CHAT_TOKENS = ("<|user|>", "<|assistant|>", "<|end|>")  # role markers of chapter 11
+
+
+# %% notebooks/02_tokenization.ipynb, cell 111: 2.9 Loading a real vocabulary
+_FROM_STAND_IN = {c: b for b, c in _STAND_IN.items()}  # stand-in character -> byte
+
+
+def _token_bytes(token: str) -> bytes:
+    if not token or any(c not in _FROM_STAND_IN for c in token):
+        raise ValueError(f"the vocabulary entry {token!r} is not written with GPT-2's "
+                         "byte stand-ins; if it is a special token, list it in "
+                         "special_tokens")
+    return bytes(_FROM_STAND_IN[c] for c in token)
+
+
+def _merge_names(k: int, merge, ids: Mapping[str, int]) -> tuple[str, str]:
+    """Merge ``k`` of a merges file, ``"Ġ t"`` or ``["Ġ", "t"]``, as two strings."""
+    parts = merge.split(" ") if isinstance(merge, str) else merge
+    if not (isinstance(parts, (list, tuple)) and len(parts) == 2
+            and all(isinstance(p, str) and p for p in parts)):
+        raise ValueError(f"merge {k} must be two tokens, 'Ġ t' or ['Ġ', 't'], "
+                         f"got {merge!r}")
+    for token in (*parts, parts[0] + parts[1]):
+        if token not in ids:
+            raise ValueError(f"merge {k} ({parts[0]!r} + {parts[1]!r}) needs the token "
+                             f"{token!r}, which is not in the vocabulary")
+    return parts[0], parts[1]
+
+
+# %% notebooks/02_tokenization.ipynb, cell 117: 2.9 Loading a real vocabulary
+def _not_byte_level_bpe(saved: dict) -> list[str]:
+    """What, in a tokenizer the library saved, BPETokenizer would not reproduce."""
+    model, pre = saved.get("model") or {}, saved.get("pre_tokenizer") or {}
+    problems = []
+    if model.get("type") != "BPE":
+        problems.append(f"its model is {model.get('type')!r}, not 'BPE'")
+    if saved.get("normalizer"):
+        problems.append(f"it normalizes text first ({saved['normalizer'].get('type')})")
+    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        problems.append(f"its pre-tokenizer is not GPT-2's ByteLevel: {pre}")
+    elif pre.get("add_prefix_space"):
+        problems.append("its pre-tokenizer adds a space in front of the text")
+    post = saved.get("post_processor") or {"type": "ByteLevel"}
+    if post.get("type") != "ByteLevel":
+        problems.append(f"its post-processor ({post.get('type')}) adds tokens")
+    for option in ("dropout", "continuing_subword_prefix", "end_of_word_suffix",
+                   "byte_fallback", "ignore_merges"):
+        if model.get(option):
+            problems.append(f"its model sets {option}={model[option]!r}")
+    for token in saved.get("added_tokens") or []:
+        if token.get("lstrip") or token.get("rstrip") or token.get("single_word"):
+            problems.append(f"its added token {token['content']!r} strips or matches "
+                            "whole words")
+    return problems
+
+
+# %% notebooks/02_tokenization.ipynb, cell 122: 2.9 Loading a real vocabulary
+_GPT2_FILES = "https://huggingface.co/openai-community/gpt2/resolve/main/"
+PRETRAINED = {  # name -> where its files are, and how many tokens they must give
+    "gpt2": {
+        "files": {"vocab.json": _GPT2_FILES + "vocab.json",
+                  "merges.txt": _GPT2_FILES + "merges.txt"},
+        "vocab_size": 50_257,
+    },
+}
+
+
+def _pretrained_folder(name: str, local_dir, timeout: float) -> Path:
+    """The folder with the files of ``PRETRAINED[name]``, downloaded if need be."""
+    files = PRETRAINED[name]["files"]
+    ready = os.environ.get(DATA_DIR_ENV)
+    if local_dir is not None:
+        folder, rule = Path(local_dir), "local_dir is given"
+    elif ready:
+        folder, rule = Path(ready) / "tokenizers" / name, f"{DATA_DIR_ENV} is set"
+    else:
+        folder, rule = cache_dir() / "tokenizers" / name, None
+    missing = [f for f in files if not (folder / f).is_file()]
+    fix = (f"download {' and '.join(files[f] for f in missing)} into {folder}, or "
+           f"pass local_dir= a folder that holds {' and '.join(files)}")
+    if missing and rule:
+        raise DataUnavailableError(f"{folder} has no {' and no '.join(missing)}, and "
+                                   f"nothing is downloaded when {rule}: {fix}")
+    for file in missing:
+        entry = DataFile(f"{name}/{file}", file, files[file], sha256=None, size=None)
+        try:
+            download(entry, folder, timeout=timeout)
+        except DataUnavailableError as err:
+            raise DataUnavailableError(f"could not download the {name} tokenizer "
+                                       f"({err.__cause__}); offline, {fix}") from err
+    return folder

@@ -220,3 +220,16 @@ def test_split_rejects_bad_fraction(fraction):
 def test_split_rejects_empty_part():
     with pytest.raises(ValueError, match="one part would be empty"):
         data.train_val_split("a", 0.1)
+
+
+def test_a_file_without_a_published_hash_is_downloaded_unchecked(http_root, isolated):
+    """Files such as a tokenizer's vocab.json have no published SHA-256: sha256=None and
+    size=None download them atomically without a hash check (their reader checks them)."""
+    www, base, requests = http_root
+    payload = b'{"a": 0}\n'
+    (www / "vocab.json").write_bytes(payload)
+    entry = DataFile(name="tok/vocab.json", relpath="vocab.json", url=f"{base}/vocab.json",
+                     sha256=None, size=None)
+    path = data.download(entry, isolated / "tok")
+    assert path.read_bytes() == payload and requests == ["/vocab.json"]
+    assert [p.name for p in path.parent.iterdir()] == ["vocab.json"]

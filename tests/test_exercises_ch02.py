@@ -4,6 +4,7 @@ hint written for it, and the checkers' own references agree with the `tokenizers
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -72,13 +73,35 @@ def learn_ok(text, n_merges):
     return merges
 
 
+def split_ok(text, special_tokens):
+    if not special_tokens:
+        return [text] if text else []
+    pattern = "(" + "|".join(re.escape(t) for t in sorted(special_tokens, key=len, reverse=True)) + ")"
+    return [piece for piece in re.split(pattern, text) if piece]
+
+
+def split_by_scanning(text, special_tokens):  # no regular expressions at all
+    pieces, start, i = [], 0, 0
+    tokens = sorted(special_tokens, key=len, reverse=True)
+    while i < len(text):
+        token = next((t for t in tokens if text[i : i + len(t)] == t), None)
+        if token:
+            pieces += [text[start:i], token]
+            i = start = i + len(token)
+        else:
+            i += 1
+    return [p for p in pieces + [text[start:]] if p]
+
+
 def test_correct_answers_pass(capsys):
     ch02.check_count_pairs(count_pairs_ok)
     ch02.check_apply_merge(apply_merge_ok)
     ch02.check_wordpiece_tokenize(wordpiece_ok)
     ch02.check_encode_with_merges(encode_ok)
     ch02.check_learn_merges(learn_ok)
-    assert capsys.readouterr().out.count("Correct:") == 5
+    ch02.check_split_on_special(split_ok)
+    ch02.check_split_on_special(split_by_scanning)
+    assert capsys.readouterr().out.count("Correct:") == 7
 
 
 
@@ -245,6 +268,47 @@ def test_learn_merges_hints():
     assert "replace the pair in the sequence" in _hint(ch02.check_learn_merges, no_update)
     assert "not the first one found" in _hint(ch02.check_learn_merges, first_found)
     assert "ids 0 to 255 are the bytes" in _hint(ch02.check_learn_merges, ids_from_255)
+
+
+def test_split_on_special_hints():
+    def with_pattern(text, special_tokens, escape=True, group=True, order="longest", drop=True):
+        if not special_tokens:
+            return [text] if text else []
+        if order == "longest":
+            special_tokens = sorted(special_tokens, key=len, reverse=True)
+        elif order == "shortest":
+            special_tokens = sorted(special_tokens, key=len)
+        alternatives = "|".join(re.escape(t) if escape else t for t in special_tokens)
+        pieces = re.split(f"({alternatives})" if group else alternatives, text)
+        return [p for p in pieces if p] if drop else pieces
+
+    def hint(**wrong):
+        return _hint(ch02.check_split_on_special, lambda t, s: with_pattern(t, s, **wrong))
+
+    assert "escape the special tokens" in hint(escape=False)
+    assert "capturing group" in hint(group=False)
+    assert "leave out the empty pieces" in hint(drop=False)
+    assert "the longest wins" in hint(order="shortest")
+    assert "the longest wins" in hint(order="listed")
+
+    def stub(text, special_tokens):
+        raise NotImplementedError
+
+    assert "not implemented yet" in _hint(ch02.check_split_on_special, stub)
+
+
+def test_split_on_special_reference_agrees_with_the_library():
+    """The checker's reference cuts text where the `tokenizers` library's added tokens do."""
+    from tokenizers import Tokenizer
+
+    rng = random.Random(3)
+    for tokens, text in [(["<|end|>", "<|endoftext|>"], "a<|end|><|endoftext|>b"), *[
+            (case[1], case[0]) for case in ch02._special_cases(rng, 60)[6:]]]:
+        library = Tokenizer(models.WordLevel(vocab={"[UNK]": 0}, unk_token="[UNK]"))
+        library.add_special_tokens(tokens)  # cut out leftmost-longest, as added tokens are
+        encoding = library.encode(text)
+        specials = [text[a:b] for (a, b), i in zip(encoding.offsets, encoding.ids) if i != 0]
+        assert [p for p in ch02._split_on_special(text, tokens) if p in tokens] == specials, (text, tokens)
 
 
 def test_learn_merges_by_hand():

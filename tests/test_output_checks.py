@@ -103,3 +103,16 @@ def test_executed_notebooks_are_found_in_the_book_cache(tmp_path, data_dir, monk
     nb["cells"][-1]["source"].append("\nprint('edited')")
     source.write_text(json.dumps(nb), encoding="utf-8")
     assert cache_executed.cache_executed(executed, tmp_path / "cache2") == []
+
+
+def test_cache_executed_command_line(tmp_path):
+    """The command tasks.py runs: it caches what it finds and says so, and its check that the
+    book build executed nothing fails when a notebook is missing from the cache."""
+    tool = TOOLS / "cache_executed.py"
+    empty = tmp_path / "executed"
+    empty.mkdir()
+    out = subprocess.run([sys.executable, str(tool), str(empty)], capture_output=True, text=True)
+    assert out.returncode == 0 and "cached 0 executed notebooks" in out.stdout, out.stderr
+    check = subprocess.run([sys.executable, str(tool), "--none-executed-since", "0"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert check.returncode in (0, 1) and "book build" in check.stdout, check.stderr

@@ -98,6 +98,7 @@ def test_every_block_names_the_cell_it_comes_from(root):
             cells = json.loads((root / notebook).read_text())["cells"]
             src = "".join(cells[int(index)]["source"])
             assert src.startswith("#| export"), f"{path.name}: cell {index} is not an export cell"
+            # the exporter drops `@add_to_class(...)` lines: the method's code follows the comment
             first_code = next(line for line in src.splitlines()[1:]
                               if line.strip() and not line.startswith("@add_to_class("))
             at = re.search(rf"# %% {re.escape(notebook)}, cell {index}(:[^\n]*)?\n", text)

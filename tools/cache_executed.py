@@ -84,3 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     cached = cache_executed(args.executed_dir)
     print(f"cached {len(cached)} executed notebooks for the book build: {', '.join(cached)}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

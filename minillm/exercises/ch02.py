@@ -7,6 +7,7 @@ the ``tokenizers`` library), so that a checker keeps meaning the same thing if t
 from __future__ import annotations
 
 import random
+import re
 from typing import Callable
 
 from . import Mistake, compare, passed
@@ -17,6 +18,7 @@ __all__ = [
     "check_wordpiece_tokenize",
     "check_encode_with_merges",
     "check_learn_merges",
+    "check_split_on_special",
 ]
 
 Word = tuple[str, ...]
@@ -339,3 +341,91 @@ def check_learn_merges(learn_merges: Callable, n_cases: int = 20) -> None:
     ]
     n = compare("learn_merges", learn_merges, _learn_merges, cases, mistakes)
     passed("learn_merges", n)
+
+
+# --- Exercise 2.6: cut out the special tokens ------------------------------------------------
+
+def _split(text: str, special_tokens: list[str], order: str = "longest", escape: bool = True,
+           keep_specials: bool = True, drop_empty: bool = True) -> list[str]:
+    """Cut ``text`` around ``special_tokens`` by scanning it, without regular expressions
+    (the reference); the keyword arguments give the typical wrong answers."""
+    if order == "longest":
+        tokens = sorted(special_tokens, key=len, reverse=True)
+    elif order == "shortest":
+        tokens = sorted(special_tokens, key=len)
+    else:  # "listed": the order the caller gave
+        tokens = list(special_tokens)
+    if not escape:  # what re.split does with the tokens as unescaped patterns
+        if not tokens:
+            pieces = [text]
+        else:
+            try:
+                pieces = re.split("(" + "|".join(tokens) + ")", text)
+            except re.error:
+                pieces = [text]
+        return [p for p in pieces if p] if drop_empty else pieces
+    pieces, start, i = [], 0, 0
+    while i < len(text):
+        match = next((t for t in tokens if text.startswith(t, i)), None)
+        if match is None:
+            i += 1
+            continue
+        pieces.append(text[start:i])
+        if keep_specials:
+            pieces.append(match)
+        i = start = i + len(match)
+    pieces.append(text[start:])
+    return [p for p in pieces if p] if drop_empty else pieces
+
+
+def _split_on_special(text: str, special_tokens: list[str]) -> list[str]:
+    return _split(text, special_tokens)
+
+
+_SPECIALS = ["<|endoftext|>", "<|end|>", "<|user|>", "[SEP]", "<s>", "</s>", "ab", "abc", "||"]
+_FILLER = ["a", "b", "c", " ", "\n", "é", "🙂", "<", "|", ">", "[", "]", "s", "e"]
+
+
+def _special_cases(rng: random.Random, n_cases: int) -> list[tuple]:
+    cases = [
+        ("a<|end|><|endoftext|>b", ["<|end|>", "<|endoftext|>"]),
+        ("<s><s><s>x", ["<s>", "<s><s>"]),
+        ("abcab [SEP]", ["ab", "abc", "[SEP]"]),
+        ("no special token here", ["<|endoftext|>"]),
+        ("", ["<s>"]),
+        ("plain text", []),
+    ]
+    while len(cases) < n_cases:
+        tokens = rng.sample(_SPECIALS, rng.randint(1, 4))
+        if rng.random() < 0.5:  # a longer token that starts like a shorter one
+            tokens.append(tokens[0] * 2)
+        pieces = [rng.choice(tokens) if rng.random() < 0.35 else rng.choice(_FILLER)
+                  for _ in range(rng.randint(1, 4 + len(cases) // 2))]
+        cases.append(("".join(pieces), tokens))
+    return cases
+
+
+def check_split_on_special(split_on_special: Callable, n_cases: int = 30) -> None:
+    """Check ``split_on_special(text, special_tokens) -> pieces``: each special token a piece,
+    the text between them the others, none empty; the longest token wins where two start."""
+    cases = _special_cases(random.Random(206), n_cases)
+    mistakes = [
+        Mistake(lambda t, s: _split(t, s, escape=False),
+                "escape the special tokens before putting them in a pattern (re.escape): `|`, `[` "
+                "and `]` mean something to a regular expression, so \"<|end|>\" would match "
+                "\"<\" or \"end\" or \">\"."),
+        Mistake(lambda t, s: _split(t, s, keep_specials=False),
+                "keep the special tokens as pieces of their own: with re.split, put the pattern "
+                "in a capturing group, \"(\" + ... + \")\", so that the matches come back too."),
+        Mistake(lambda t, s: _split(t, s, drop_empty=False),
+                "leave out the empty pieces: re.split gives \"\" before a special token at the "
+                "start of the text, between two adjacent ones and after one at the end."),
+        Mistake(lambda t, s: _split(t, s, order="shortest"),
+                "where two special tokens start at the same place, the longest wins: try the "
+                "longer ones first (sort them by length, longest first)."),
+        Mistake(lambda t, s: _split(t, s, order="listed"),
+                "where two special tokens start at the same place, the longest wins, whatever the "
+                "order of the list: sort them by length, longest first."),
+    ]
+    n = compare("split_on_special", split_on_special, _split_on_special, cases, mistakes)
+    passed("split_on_special", n)
