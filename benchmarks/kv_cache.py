@@ -38,11 +38,14 @@ def shapes() -> dict[str, GPTConfig]:
     }
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.thread_time
+
+
 def time_generate(model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: bool):
     torch.manual_seed(0)  # the same sampled tokens with and without the cache
-    start = time.perf_counter()
+    start = CLOCK()
     out = model.generate(prompt, new_tokens, use_cache=use_cache)
-    return time.perf_counter() - start, out
+    return CLOCK() - start, out
 
 
 def main() -> None:
@@ -52,7 +55,15 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=16, help="prompt length in tokens")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="cpu: CPU time of the main thread, which a busy machine disturbs far "
+                             "less than wall time (needs --threads 1)")
     args = parser.parse_args()
+    if args.clock == "cpu":
+        if args.threads != 1:
+            parser.error("--clock cpu needs --threads 1: it measures the main thread only")
+        global CLOCK
+        CLOCK = time.thread_time
     torch.set_num_threads(args.threads)
     configs = shapes()
     for name in args.shapes.split(","):
@@ -68,7 +79,8 @@ def main() -> None:
         print(f"\n{name}: {config.n_layers} layers, d_model {config.d_model}, {config.n_heads} heads, "
               f"vocabulary {config.vocab_size}, block {config.block_size}, {n_params:,} parameters; "
               f"prompt {args.prompt} tokens, {new_tokens} new tokens, batch 1, "
-              f"{torch.get_num_threads()} threads, {args.repeats} runs each")
+              f"{torch.get_num_threads()} threads, {args.repeats} runs each, "
+              f"{'CPU time' if args.clock == 'cpu' else 'wall time'}")
         time_generate(model, prompt, 4, True)  # warm-up
         time_generate(model, prompt, 4, False)
         times = {True: [], False: []}
