@@ -45,6 +45,7 @@ import statistics
 import time
 
 import torch
+from timing import add_timing_options, apply_timing_options
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -308,10 +309,7 @@ def main() -> None:
     parser.add_argument("--chunk-b", type=int, default=5)
     parser.add_argument("--batch-b", type=int, default=8, help="batch size of size b (8 or 12)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                        help="cpu: time the steps in CPU time of the main thread, which a busy "
-                             "machine disturbs far less than wall time (needs --threads 1)")
+    add_timing_options(parser)
     parser.add_argument("--nanogpt", default=None, help="path of nanoGPT's model.py, to time it too")
     parser.add_argument("--profile", action="store_true", help="print profiles instead of timing")
     parser.add_argument("--profile-steps", type=int, default=10)
@@ -320,13 +318,8 @@ def main() -> None:
     if not set(args.sizes) <= set(SIZES):
         parser.error(f"--sizes takes letters from {''.join(SIZES)}, got {args.sizes!r}")
     SIZES["b"] = (*SIZES["b"][:4], args.batch_b)
-    if args.clock == "cpu":
-        if args.threads != 1:
-            parser.error("--clock cpu needs --threads 1: it measures the main thread only")
-        global CLOCK
-        CLOCK = time.thread_time
-
-    torch.set_num_threads(args.threads)
+    global CLOCK
+    CLOCK = apply_timing_options(parser, args)
     text = load_tiny_shakespeare()
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}

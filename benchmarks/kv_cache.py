@@ -27,6 +27,7 @@ import statistics
 import time
 
 import torch
+from timing import add_timing_options, apply_timing_options
 
 from minillm.gpt import GPT, GPTConfig
 
@@ -54,17 +55,10 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--prompt", type=int, default=16, help="prompt length in tokens")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                        help="cpu: CPU time of the main thread, which a busy machine disturbs far "
-                             "less than wall time (needs --threads 1)")
+    add_timing_options(parser)
     args = parser.parse_args()
-    if args.clock == "cpu":
-        if args.threads != 1:
-            parser.error("--clock cpu needs --threads 1: it measures the main thread only")
-        global CLOCK
-        CLOCK = time.thread_time
-    torch.set_num_threads(args.threads)
+    global CLOCK
+    CLOCK = apply_timing_options(parser, args)
     configs = shapes()
     for name in args.shapes.split(","):
         if name not in configs:

@@ -282,22 +282,6 @@ class GPT(nn.Module):
         (:func:`load_pretrained_gpt2`)."""
         return load_pretrained_gpt2(name, **hf_kwargs)
 
-    # %% notebooks/07_gpt.ipynb, cell 66: 7.5 Sampling: from logits to text
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        **kwargs,
-    ):
-        """Append ``max_new_tokens`` tokens to ``idx`` (B, T); see :func:`generate`."""
-        return generate(
-            self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, **kwargs
-        )
-
 
 # %% notebooks/07_gpt.ipynb, cell 21: The model
 class LayerCache:
@@ -615,3 +599,7 @@ def generate(
             idx.shape[0], 0, model.config.vocab_size, dtype=torch.float
         )
     return idx, torch.stack(all_logits, dim=1)
+
+
+# %% notebooks/07_gpt.ipynb, cell 66: 7.5 Sampling: from logits to text
+GPT.generate = generate  # so model.generate(idx, n) means generate(model, idx, n)
