@@ -30,13 +30,30 @@ import torch.nn.functional as F
 
 from minillm.attention import MultiHeadAttention, padding_mask
 from minillm.layers import ACTIVATIONS, FeedForward, LayerNorm, TransformerBlock
-from minillm.support import add_to_class, check_choice, check_config, check_encoder_inputs
-from minillm.support import check_fill_mask, check_hf_encoder_config, check_hf_model
-from minillm.support import check_int, check_mask_token, check_mlm_labels, check_number
-from minillm.support import check_pad_examples, check_pairs, check_passages
-from minillm.support import check_sentence_labels, check_token_ids, check_type
+from minillm.support import (
+    HF_ACTIVATIONS,
+    add_to_class,
+    check_choice,
+    check_config,
+    check_encoder_inputs,
+    check_fill_mask,
+    check_hf_encoder_config,
+    check_hf_model,
+    check_int,
+    check_mask_token,
+    check_mlm_labels,
+    check_number,
+    check_pad_examples,
+    check_pairs,
+    check_passages,
+    check_sentence_labels,
+    check_token_ids,
+    check_type,
+)
 
-IGNORE_INDEX = -100  # a label the MLM loss skips (F.cross_entropy's default ignore_index)
+
+# %% notebooks/06_bert.ipynb, cell 13: Tokens: WordPiece and the special tokens
+IGNORE_INDEX = -100  # a label the MLM loss skips (cross_entropy's ignore_index)
 IS_NEXT, NOT_NEXT = 0, 1  # next-sentence prediction labels, as in Hugging Face
 IN_ORDER, SWAPPED = 0, 1  # sentence-order prediction labels (ALBERT)
 SENTENCE_TASKS = ("nsp", "sop", None)  # the choices of BertConfig (section 6.5)
@@ -44,11 +61,13 @@ MASKINGS = ("static", "dynamic")
 TOKENIZERS = ("wordpiece", "byte_bpe", "sentencepiece")
 
 
-def truncate_pair(ids_a: Sequence[int], ids_b: Sequence[int],
-                  max_tokens: int) -> tuple[list[int], list[int]]:
+def truncate_pair(
+    ids_a: Sequence[int], ids_b: Sequence[int], max_tokens: int
+) -> tuple[list[int], list[int]]:
     """Shorten a pair of segments to at most ``max_tokens`` tokens in total, BERT's way:
     remove the last token of the longer segment (of B when they are equally long) until
-    the pair fits."""
+    the pair fits.
+    """
     check_int("max_tokens", max_tokens, minimum=0)
     a, b = list(ids_a), list(ids_b)
     while len(a) + len(b) > max_tokens:
@@ -56,16 +75,23 @@ def truncate_pair(ids_a: Sequence[int], ids_b: Sequence[int],
     return a, b
 
 
-# %% notebooks/06_bert.ipynb, cell 13: Tokens: WordPiece and the special tokens
-def build_pair_inputs(ids_a: Sequence[int], ids_b: Sequence[int] | None = None, *,
-                      cls_token_id: int, sep_token_id: int,
-                      max_len: int | None = None) -> tuple[list[int], list[int]]:
-    """``[CLS] A [SEP] B [SEP]`` (or ``[CLS] A [SEP]`` without B) and its token type ids.
+# %% notebooks/06_bert.ipynb, cell 15: Tokens: WordPiece and the special tokens
+def build_pair_inputs(
+    ids_a: Sequence[int],
+    ids_b: Sequence[int] | None = None,
+    *,
+    cls_token_id: int,
+    sep_token_id: int,
+    max_len: int | None = None,
+) -> tuple[list[int], list[int]]:
+    """``[CLS] A [SEP] B [SEP]`` (or ``[CLS] A [SEP]`` without B) and its token type
+    ids.
 
     Token type (segment) ids are 0 for ``[CLS]``, A and the first ``[SEP]``; 1 for B and
     the last ``[SEP]``. With ``max_len``, the segments are first shortened by
     :func:`truncate_pair` so that the whole input, special tokens included, has at most
-    ``max_len`` tokens. Returns ``(input_ids, token_type_ids)``, two lists of one length.
+    ``max_len`` tokens. Returns ``(input_ids, token_type_ids)``, two lists of one
+    length.
     """
     n_special = 2 if ids_b is None else 3
     a, b = list(ids_a), list(ids_b or [])
@@ -80,9 +106,13 @@ def build_pair_inputs(ids_a: Sequence[int], ids_b: Sequence[int] | None = None, 
     return input_ids, token_type_ids
 
 
-# %% notebooks/06_bert.ipynb, cell 18: Batches, padding and the attention mask
-def pad_batch(examples: Sequence[tuple[Sequence[int], Sequence[int]]], *,
-              pad_token_id: int, length: int | None = None) -> dict[str, torch.Tensor]:
+# %% notebooks/06_bert.ipynb, cell 20: Batches, padding and the attention mask
+def pad_batch(
+    examples: Sequence[tuple[Sequence[int], Sequence[int]]],
+    *,
+    pad_token_id: int,
+    length: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Pad ``(input_ids, token_type_ids)`` examples of different lengths into one batch.
 
     Args:
@@ -90,8 +120,8 @@ def pad_batch(examples: Sequence[tuple[Sequence[int], Sequence[int]]], *,
         pad_token_id: the id written into the padding positions.
         length: pad to this many positions (default: the longest example).
     Returns:
-        ``{"input_ids", "token_type_ids", "attention_mask"}``, each a (B, T) long tensor.
-        ``attention_mask`` is 1 on real tokens and 0 on padding (Hugging Face's
+        ``{"input_ids", "token_type_ids", "attention_mask"}``, each a (B, T) long
+        tensor. ``attention_mask`` is 1 on real tokens and 0 on padding (Hugging Face's
         convention); padding positions get token type 0.
     """
     check_pad_examples(examples, length)
@@ -103,34 +133,44 @@ def pad_batch(examples: Sequence[tuple[Sequence[int], Sequence[int]]], *,
         input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         token_type_ids[i, : len(ids)] = torch.as_tensor(types, dtype=torch.long)
         attention_mask[i, : len(ids)] = 1
-    return {"input_ids": input_ids, "token_type_ids": token_type_ids,
-            "attention_mask": attention_mask}
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "attention_mask": attention_mask,
+    }
 
 
-# %% notebooks/06_bert.ipynb, cell 23: 6.3 Masked language modelling
-def mask_tokens(input_ids: torch.Tensor, *, mask_token_id: int, vocab_size: int,
-                special_token_ids: Sequence[int], mlm_probability: float = 0.15,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+# %% notebooks/06_bert.ipynb, cell 25: 6.3 Masked language modelling
+def mask_tokens(
+    input_ids: torch.Tensor,
+    *,
+    mask_token_id: int,
+    vocab_size: int,
+    special_token_ids: Sequence[int],
+    mlm_probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose tokens for masked language modelling and corrupt them with BERT's 80/10/10
     rule.
 
-    In each row, ``round(mlm_probability * n)`` of its ``n`` non-special tokens (at least
-    one, if ``n > 0``) are chosen uniformly at random: a fixed number per sequence, as in
-    BERT's original data pipeline. Special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``...) are
-    never chosen. Each chosen token is then replaced by ``[MASK]`` with probability 0.8,
-    by a random non-special token with probability 0.1, and left unchanged with
-    probability 0.1.
+    In each row, ``round(mlm_probability * n)`` of its ``n`` non-special tokens (at
+    least one, if ``n > 0``) are chosen uniformly at random: a fixed number per
+    sequence, as in BERT's original data pipeline. Special tokens (``[CLS]``, ``[SEP]``,
+    ``[PAD]``...) are never chosen. Each chosen token is then replaced by ``[MASK]``
+    with probability 0.8, by a random non-special token with probability 0.1, and left
+    unchanged with probability 0.1.
 
     Args:
         input_ids: (B, T) token ids; not modified.
         special_token_ids: every id that must never be chosen (include the padding id).
     Returns:
-        ``(inputs, labels)``, both (B, T): the corrupted ids, and the original id at each
-        chosen position, ``IGNORE_INDEX`` (-100) everywhere else.
+        ``(inputs, labels)``, both (B, T): the corrupted ids, and the original id at
+        each chosen position, ``IGNORE_INDEX`` (-100) everywhere else.
     """
     check_token_ids("input_ids", input_ids, vocab_size)
-    check_number("mlm_probability", mlm_probability, low=0, high=1, low_open=True,
-                 high_open=True)
+    check_number(
+        "mlm_probability", mlm_probability, low=0, high=1, low_open=True, high_open=True
+    )
     check_mask_token(mask_token_id, vocab_size, special_token_ids)
     special = torch.as_tensor(list(special_token_ids), dtype=torch.long)
     candidates = ~torch.isin(input_ids, special)  # (B, T): tokens that may be chosen
@@ -140,12 +180,16 @@ def mask_tokens(input_ids: torch.Tensor, *, mask_token_id: int, vocab_size: int,
     return _corrupt(input_ids, chosen, mask_token_id, special, vocab_size, generator)
 
 
-# %% notebooks/06_bert.ipynb, cell 25: 6.3 Masked language modelling
-def _choose(candidates: torch.Tensor, k: torch.Tensor,
-            generator: torch.Generator | None) -> torch.Tensor:
+# %% notebooks/06_bert.ipynb, cell 27: 6.3 Masked language modelling
+def _choose(
+    candidates: torch.Tensor, k: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
     """(B, T) bool: k[b] positions of row b, chosen uniformly among its candidates."""
-    scores = torch.rand(candidates.shape, generator=generator).masked_fill(~candidates, 2.0)
-    rank = scores.argsort(dim=1).argsort(dim=1)  # rank[b, t]: place of t in row b's order
+    scores = torch.rand(candidates.shape, generator=generator).masked_fill(
+        ~candidates, 2.0
+    )
+    # rank[b, t]: place of t in row b's order
+    rank = scores.argsort(dim=1).argsort(dim=1)
     return rank < k[:, None]
 
 
@@ -156,32 +200,32 @@ def _corrupt(input_ids, chosen, mask_token_id, special, vocab_size, generator):
     to_mask = chosen & (u < 0.8)
     to_random = chosen & (u >= 0.8) & (u < 0.9)
     allowed = torch.arange(vocab_size)[~torch.isin(torch.arange(vocab_size), special)]
-    random_ids = allowed[torch.randint(len(allowed), input_ids.shape, generator=generator)]
+    random_ids = allowed[
+        torch.randint(len(allowed), input_ids.shape, generator=generator)
+    ]
     inputs = input_ids.masked_fill(to_mask, mask_token_id)
     return torch.where(to_random, random_ids, inputs), labels
 
 
-# %% notebooks/06_bert.ipynb, cell 32: 6.4 Next-sentence prediction
-def sentence_pairs(passages: Sequence[Sequence], *, task: str = "nsp",
-                   generator: torch.Generator | None = None) -> list[tuple[object, object, int]]:
-    """Sentence pairs for next-sentence prediction (``"nsp"``) or sentence-order
-    prediction (``"sop"``).
+# %% notebooks/06_bert.ipynb, cell 34: 6.4 Next-sentence prediction
+def sentence_pairs(
+    passages: Sequence[Sequence],
+    *,
+    task: str = "nsp",
+    generator: torch.Generator | None = None,
+) -> list[tuple[object, object, int]]:
+    """``(a, b, label)`` for next-sentence (``"nsp"``) or sentence-order (``"sop"``)
+    prediction, from ``passages``: documents, each a sequence of sentences (any type).
 
-    Every two consecutive sentences ``(a, b)`` of a passage make one pair; exactly half of
-    the pairs (rounded down), chosen at random, are then altered:
-
-    * ``"nsp"`` (BERT): b is replaced by a random sentence of another passage; label
-      ``NOT_NEXT`` (1), otherwise ``IS_NEXT`` (0).
-    * ``"sop"`` (ALBERT): the pair is swapped to ``(b, a)``; label ``SWAPPED`` (1),
-      otherwise ``IN_ORDER`` (0).
-
-    ``passages``: passages (documents), each a sequence of sentences; a sentence may be
-    anything (a string, a list of token ids) and is returned as it is. Returns a list of
-    ``(a, b, label)``.
+    Every two consecutive sentences ``(a, b)`` of a passage make one pair; exactly half
+    of them (rounded down), chosen at random, are altered. ``"nsp"`` (BERT): b becomes
+    a random sentence of another passage, label ``NOT_NEXT``. ``"sop"`` (ALBERT): the
+    pair becomes ``(b, a)``, label ``SWAPPED``. The others keep label 0.
     """
     check_passages(passages, task)
-    consecutive = [(p, i) for p, passage in enumerate(passages)
-                   for i in range(len(passage) - 1)]
+    consecutive = [
+        (p, i) for p, passage in enumerate(passages) for i in range(len(passage) - 1)
+    ]
     others = [p for p, passage in enumerate(passages) if len(passage) > 0]
     altered = torch.zeros(len(consecutive), dtype=torch.bool)
     order = torch.randperm(len(consecutive), generator=generator)
@@ -202,7 +246,10 @@ def sentence_pairs(passages: Sequence[Sequence], *, task: str = "nsp",
     return pairs
 
 
-# %% notebooks/06_bert.ipynb, cell 37: The configuration
+# %% notebooks/06_bert.ipynb, cell 39: The configuration
+_SIZES = ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "block_size")
+
+
 @dataclass(frozen=True)
 class BertConfig:
     """Sizes and options of a BERT-style encoder; the defaults are BERT-base's.
@@ -235,86 +282,129 @@ class BertConfig:
     tokenizer: str = "wordpiece"  # "wordpiece", "byte_bpe" (RoBERTa), "sentencepiece"
 
     def __post_init__(self) -> None:
-        check_config(self, ints=("vocab_size", "d_model", "n_layers", "n_heads", "d_ff",
-                                 "block_size", "type_vocab_size", "max_seq_len"),
-                     optional_ints=("d_embed",), token_ids=("pad_token_id",),
-                     probabilities=("mlm_probability",),
-                     requires={"sentence_task": "add_pooler"},
-                     choices={"activation": ACTIVATIONS, "sentence_task": SENTENCE_TASKS,
-                              "masking": MASKINGS, "tokenizer": TOKENIZERS,
-                              "position_offset": (0, self.pad_token_id + 1)})
+        check_config(
+            self,
+            ints=(*_SIZES, "type_vocab_size", "max_seq_len"),
+            optional_ints=("d_embed",),
+            token_ids=("pad_token_id",),
+            probabilities=("mlm_probability",),
+            requires={"sentence_task": "add_pooler"},
+            choices={
+                "activation": ACTIVATIONS,
+                "sentence_task": SENTENCE_TASKS,
+                "masking": MASKINGS,
+                "tokenizer": TOKENIZERS,
+                "position_offset": (0, self.pad_token_id + 1),
+            },
+        )
 
-    # %% notebooks/06_bert.ipynb, cell 39: The configuration
+    # %% notebooks/06_bert.ipynb, cell 41: The configuration
     @property
     def d_head(self) -> int:
         return self.d_model // self.n_heads
 
-    # %% notebooks/06_bert.ipynb, cell 39: The configuration
+    # %% notebooks/06_bert.ipynb, cell 41: The configuration
     @property
     def embed_dim(self) -> int:
         """The size of the embeddings: d_embed (ALBERT's E) if set, else d_model."""
         return self.d_model if self.d_embed is None else self.d_embed
 
-    # %% notebooks/06_bert.ipynb, cell 39: The configuration
+    # %% notebooks/06_bert.ipynb, cell 41: The configuration
     @property
     def max_seq_len(self) -> int:
         """The longest input the position table allows."""
         return self.block_size - self.position_offset
 
-    # %% notebooks/06_bert.ipynb, cell 41: The configuration
+    # %% notebooks/06_bert.ipynb, cell 43: The configuration
     @classmethod
     def bert_base(cls, **changes) -> "BertConfig":
         """bert-base-uncased: L=12, H=768, 12 heads, 30,522 WordPiece tokens."""
         return cls(**changes)
 
-    # %% notebooks/06_bert.ipynb, cell 41: The configuration
+    # %% notebooks/06_bert.ipynb, cell 43: The configuration
     @classmethod
     def bert_large(cls, **changes) -> "BertConfig":
         """bert-large-uncased: L=24, H=1024, 16 heads."""
-        return cls(**{"d_model": 1024, "n_layers": 24, "n_heads": 16, "d_ff": 4096, **changes})
+        return cls(
+            **{"d_model": 1024, "n_layers": 24, "n_heads": 16, "d_ff": 4096, **changes}
+        )
 
-    # %% notebooks/06_bert.ipynb, cell 66: 6.6 Matching Hugging Face, number for number
+    # %% notebooks/06_bert.ipynb, cell 67: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_hf(cls, hf_config) -> "BertConfig":
         """The configuration of a Hugging Face ``BertConfig``, ``RobertaConfig`` or
-        ``AlbertConfig``."""
-        kind = check_hf_encoder_config(hf_config, _HF_ACTIVATIONS)
+        ``AlbertConfig``.
+        """
+        kind = check_hf_encoder_config(hf_config, HF_ACTIVATIONS)
         c = hf_config
         return cls(
-            vocab_size=c.vocab_size, d_model=c.hidden_size, n_layers=c.num_hidden_layers,
-            n_heads=c.num_attention_heads, d_ff=c.intermediate_size,
-            block_size=c.max_position_embeddings, type_vocab_size=c.type_vocab_size,
-            dropout=c.hidden_dropout_prob, eps=c.layer_norm_eps,
-            activation=_HF_ACTIVATIONS[c.hidden_act], pad_token_id=c.pad_token_id or 0,
+            vocab_size=c.vocab_size,
+            d_model=c.hidden_size,
+            n_layers=c.num_hidden_layers,
+            n_heads=c.num_attention_heads,
+            d_ff=c.intermediate_size,
+            block_size=c.max_position_embeddings,
+            type_vocab_size=c.type_vocab_size,
+            dropout=c.hidden_dropout_prob,
+            eps=c.layer_norm_eps,
+            activation=HF_ACTIVATIONS[c.hidden_act],
+            pad_token_id=c.pad_token_id or 0,
             init_std=c.initializer_range,
             d_embed=c.embedding_size if kind == "albert" else None,
             share_layers=kind == "albert",
             position_offset=c.pad_token_id + 1 if kind == "roberta" else 0,
             sentence_task={"bert": "nsp", "roberta": None, "albert": "sop"}[kind],
             masking="dynamic" if kind == "roberta" else "static",
-            tokenizer={"bert": "wordpiece", "roberta": "byte_bpe",
-                       "albert": "sentencepiece"}[kind])
+            tokenizer={
+                "bert": "wordpiece",
+                "roberta": "byte_bpe",
+                "albert": "sentencepiece",
+            }[kind],
+        )
 
-    # %% notebooks/06_bert.ipynb, cell 105: 6.9 Variants as configuration: RoBERTa and AL...
+    # %% notebooks/06_bert.ipynb, cell 110: 6.9 Variants as configuration: RoBERTa and AL...
     @classmethod
     def roberta_base(cls, **changes) -> "BertConfig":
         """roberta-base: BERT-base's shape, a 50,265-token byte-level BPE, one segment type,
-        no NSP, dynamic masking, positions numbered from 2 (514 rows), LayerNorm eps 1e-5."""
-        return cls(**{"vocab_size": 50265, "block_size": 514, "type_vocab_size": 1, "eps": 1e-5,
-                      "pad_token_id": 1, "position_offset": 2, "sentence_task": None,
-                      "masking": "dynamic", "tokenizer": "byte_bpe", **changes})
+        no NSP, dynamic masking, positions numbered from 2 (514 rows), LayerNorm eps
+        1e-5.
+        """
+        return cls(
+            **{
+                "vocab_size": 50265,
+                "block_size": 514,
+                "type_vocab_size": 1,
+                "eps": 1e-5,
+                "pad_token_id": 1,
+                "position_offset": 2,
+                "sentence_task": None,
+                "masking": "dynamic",
+                "tokenizer": "byte_bpe",
+                **changes,
+            }
+        )
 
-    # %% notebooks/06_bert.ipynb, cell 105: 6.9 Variants as configuration: RoBERTa and AL...
+    # %% notebooks/06_bert.ipynb, cell 112: 6.9 Variants as configuration: RoBERTa and AL...
     @classmethod
     def albert_base(cls, **changes) -> "BertConfig":
         """albert-base-v2: E=128 < H=768, one block shared by all 12 layers, sentence-order
-        prediction, tanh-GELU, a 30,000-token SentencePiece vocabulary, no dropout."""
-        return cls(**{"vocab_size": 30000, "d_embed": 128, "share_layers": True,
-                      "activation": "gelu_tanh", "dropout": 0.0, "sentence_task": "sop",
-                      "tokenizer": "sentencepiece", **changes})
+        prediction, tanh-GELU, a 30,000-token SentencePiece vocabulary, no dropout.
+        """
+        return cls(
+            **{
+                "vocab_size": 30000,
+                "d_embed": 128,
+                "share_layers": True,
+                "activation": "gelu_tanh",
+                "dropout": 0.0,
+                "sentence_task": "sop",
+                "tokenizer": "sentencepiece",
+                **changes,
+            }
+        )
 
 
-# %% notebooks/06_bert.ipynb, cell 43: Embeddings
+# %% notebooks/06_bert.ipynb, cell 45: Embeddings
 class BertEmbeddings(nn.Module):
     """Token + segment + position embeddings, then LayerNorm and dropout:
     (B, T) ids -> (B, T, E).
@@ -336,15 +426,17 @@ class BertEmbeddings(nn.Module):
 
     def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) position of each token: 0..T-1 (BERT), or RoBERTa's numbering from
-        pad_token_id + 1 (padding gets pad_token_id)."""
+        pad_token_id + 1 (padding gets pad_token_id).
+        """
         if self.config.position_offset == 0:
             T = input_ids.shape[1]
             return torch.arange(T, device=input_ids.device).expand_as(input_ids)
         real = (input_ids != self.config.pad_token_id).long()
         return real.cumsum(dim=1) * real + self.config.pad_token_id
 
-    def forward(self, input_ids: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.token(input_ids) + self.segment(token_type_ids)
@@ -352,7 +444,7 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.norm(x))
 
 
-# %% notebooks/06_bert.ipynb, cell 45: The encoder and the pooler
+# %% notebooks/06_bert.ipynb, cell 47: The encoder and the pooler
 def bert_block(config: BertConfig) -> TransformerBlock:
     """A BERT block from chapter 5's parts: post-LN, bidirectional attention, an MLP."""
     d, p = config.d_model, config.dropout
@@ -364,18 +456,20 @@ def bert_block(config: BertConfig) -> TransformerBlock:
 
 def _init_weights(module: nn.Module, std: float) -> None:
     """BERT's initialization: N(0, std^2) weights for linear and embedding layers, zero
-    biases. (LayerNorms start at gain 1 and bias 0, as they are built.)"""
+    biases. (LayerNorms start at gain 1 and bias 0, as they are built.)
+    """
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, mean=0.0, std=std)
     if isinstance(module, nn.Linear) and module.bias is not None:
         nn.init.zeros_(module.bias)
 
 
-# %% notebooks/06_bert.ipynb, cell 47: The encoder and the pooler
+# %% notebooks/06_bert.ipynb, cell 49: The encoder and the pooler
 class BertModel(nn.Module):
     """The BERT encoder: embeddings, ``n_layers`` post-LN blocks, and the [CLS] pooler.
 
-    ``forward(input_ids, token_type_ids=None, attention_mask=None) -> (hidden, pooled)``:
+    ``forward(input_ids, token_type_ids=None, attention_mask=None) -> (hidden,
+    pooled)``:
         input_ids (B, T) token ids; token_type_ids (B, T) segment ids (default all 0);
         attention_mask (B, T), 1 = real token, 0 = padding (default all 1), as in
         Hugging Face. hidden (B, T, d_model); pooled (B, d_model), or None without a
@@ -402,9 +496,15 @@ class BertModel(nn.Module):
         """The block that computes layer i (always the same one with share_layers)."""
         return self.blocks[0 if self.config.share_layers else i]
 
-    # %% notebooks/06_bert.ipynb, cell 49: The encoder and the pooler
-    def hidden_states(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                      attention_mask: torch.Tensor | None = None, *, need_weights: bool = False):
+    # %% notebooks/06_bert.ipynb, cell 51: The encoder and the pooler
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        need_weights: bool = False,
+    ):
         """The trunk: (B, T) token ids -> final hidden states (B, T, d_model).
 
         With ``need_weights=True``, also the attention weights of every layer, a tensor of
@@ -414,7 +514,8 @@ class BertModel(nn.Module):
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, E)
         if self.embed_proj is not None:
             x = self.embed_proj(x)  # ALBERT: (B, T, E) -> (B, T, d_model)
-        mask = None if attention_mask is None else padding_mask(attention_mask)  # (B, 1, 1, T)
+        # (B, 1, 1, T)
+        mask = None if attention_mask is None else padding_mask(attention_mask)
         maps = []
         for i in range(self.config.n_layers):
             x = self.layer(i)(x, mask=mask, need_weights=need_weights)
@@ -423,38 +524,50 @@ class BertModel(nn.Module):
                 maps.append(weights)
         return (x, torch.stack(maps)) if need_weights else x
 
-    # %% notebooks/06_bert.ipynb, cell 49: The encoder and the pooler
+    # %% notebooks/06_bert.ipynb, cell 51: The encoder and the pooler
     def pool(self, hidden: torch.Tensor) -> torch.Tensor | None:
         """The pooled [CLS] vector tanh(pooler(hidden[:, 0])), (B, d_model); None without a
-        pooler."""
+        pooler.
+        """
         return None if self.pooler is None else torch.tanh(self.pooler(hidden[:, 0]))
 
-    # %% notebooks/06_bert.ipynb, cell 51: The encoder and the pooler
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None):
+    # %% notebooks/06_bert.ipynb, cell 53: The encoder and the pooler
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ):
         hidden = self.hidden_states(input_ids, token_type_ids, attention_mask)
         return hidden, self.pool(hidden)
 
-    # %% notebooks/06_bert.ipynb, cell 51: The encoder and the pooler
+    # %% notebooks/06_bert.ipynb, cell 53: The encoder and the pooler
     @torch.no_grad()
-    def attention_maps(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                       attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def attention_maps(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The attention weights of every layer and head, (n_layers, B, n_heads, T, T), in
-        eval mode (rows: queries, columns: keys; each row sums to 1)."""
+        eval mode (rows: queries, columns: keys; each row sums to 1).
+        """
         was_training = self.training
         self.eval()
         try:
-            _, maps = self.hidden_states(input_ids, token_type_ids, attention_mask,
-                                         need_weights=True)
+            _, maps = self.hidden_states(
+                input_ids, token_type_ids, attention_mask, need_weights=True
+            )
         finally:
             self.train(was_training)
         return maps
 
-    # %% notebooks/06_bert.ipynb, cell 71: 6.6 Matching Hugging Face, number for number
+    # %% notebooks/06_bert.ipynb, cell 74: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_hf(cls, hf_model) -> "BertModel":
         """Convert a Hugging Face ``BertModel``, ``RobertaModel`` or ``AlbertModel``
-        (weights copied)."""
+        (weights copied).
+        """
         kind = check_hf_model(hf_model, ("BertModel", "RobertaModel", "AlbertModel"))
         config = BertConfig.from_hf(hf_model.config)
         if kind != "albert" and getattr(hf_model, "pooler", None) is None:
@@ -465,7 +578,7 @@ class BertModel(nn.Module):
         return model.train(hf_model.training)
 
 
-# %% notebooks/06_bert.ipynb, cell 53: The pretraining heads
+# %% notebooks/06_bert.ipynb, cell 55: The pretraining heads
 class MLMHead(nn.Module):
     """dense -> activation -> LayerNorm -> decoder: (..., d_model) -> (..., vocab_size).
 
@@ -486,24 +599,28 @@ class MLMHead(nn.Module):
 
 class PretrainingLogits(NamedTuple):
     """The two heads' scores: ``mlm`` (B, T, vocab_size), one distribution per position,
-    and ``nsp`` (B, 2) for NSP or SOP, None without a sentence task."""
+    and ``nsp`` (B, 2) for NSP or SOP, None without a sentence task.
+    """
 
     mlm: torch.Tensor
     nsp: torch.Tensor | None
 
 
-# %% notebooks/06_bert.ipynb, cell 55: The pretraining heads
+# %% notebooks/06_bert.ipynb, cell 57: The pretraining heads
 class BertForPreTraining(nn.Module):
-    """BERT with its two pretraining heads (RoBERTa's and ALBERT's too, by configuration).
+    """BERT with its two pretraining heads (RoBERTa's and ALBERT's too, by
+    configuration).
 
     ``forward(input_ids, token_type_ids=None, attention_mask=None, *, labels=None,
     next_sentence_label=None) -> (logits, loss)``: inputs as for :class:`BertModel`;
-    logits a :class:`PretrainingLogits` ``(mlm, nsp)``; labels (B, T): the original token
-    at chosen positions, IGNORE_INDEX elsewhere; next_sentence_label (B,): NSP/SOP labels.
+    logits a :class:`PretrainingLogits` ``(mlm, nsp)``; labels (B, T): the original
+    token at chosen positions, IGNORE_INDEX elsewhere; next_sentence_label (B,): NSP/SOP
+    labels.
     loss: the mean MLM cross-entropy over the chosen positions, plus the NSP/SOP
     cross-entropy if next_sentence_label is given; None without labels.
 
-    Parts: ``bert``, ``mlm_head`` (decoder weight tied to ``bert.embeddings.token.weight``),
+    Parts: ``bert``, ``mlm_head`` (decoder weight tied to
+        ``bert.embeddings.token.weight``),
     ``sentence_head`` (Linear(d_model, 2) or None).
     """
 
@@ -512,16 +629,25 @@ class BertForPreTraining(nn.Module):
         self.config = config
         self.bert = BertModel(config)
         self.mlm_head = MLMHead(config)
-        self.sentence_head = nn.Linear(config.d_model, 2) if config.sentence_task else None
+        self.sentence_head = (
+            nn.Linear(config.d_model, 2) if config.sentence_task else None
+        )
         self.mlm_head.apply(lambda m: _init_weights(m, config.init_std))
         if self.sentence_head is not None:
             _init_weights(self.sentence_head, config.init_std)
-        self.mlm_head.decoder.weight = self.bert.embeddings.token.weight  # tied: one tensor
+        # tied: one tensor
+        self.mlm_head.decoder.weight = self.bert.embeddings.token.weight
 
-    # %% notebooks/06_bert.ipynb, cell 56: The pretraining heads
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, *, labels: torch.Tensor | None = None,
-                next_sentence_label: torch.Tensor | None = None):
+    # %% notebooks/06_bert.ipynb, cell 58: The pretraining heads
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+    ):
         hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)
         pooled = self.bert.pool(hidden)  # (B, d_model), or None
         nsp = None if self.sentence_head is None else self.sentence_head(pooled)  # (B, 2)
@@ -536,68 +662,80 @@ class BertForPreTraining(nn.Module):
             loss = nsp_loss if loss is None else loss + nsp_loss
         return logits, loss
 
-    # %% notebooks/06_bert.ipynb, cell 56: The pretraining heads
-    def attention_maps(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                       attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    # %% notebooks/06_bert.ipynb, cell 58: The pretraining heads
+    def attention_maps(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The encoder's attention weights, (n_layers, B, n_heads, T, T): see
-        :meth:`BertModel.attention_maps`."""
+        :meth:`BertModel.attention_maps`.
+        """
         return self.bert.attention_maps(input_ids, token_type_ids, attention_mask)
 
-    # %% notebooks/06_bert.ipynb, cell 71: 6.6 Matching Hugging Face, number for number
+    # %% notebooks/06_bert.ipynb, cell 74: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_hf(cls, hf_model) -> "BertForPreTraining":
         """Convert a Hugging Face ``BertForPreTraining``, ``RobertaForMaskedLM`` or
-        ``AlbertForPreTraining`` (weights copied)."""
-        kind = check_hf_model(hf_model, ("BertForPreTraining", "RobertaForMaskedLM",
-                                         "AlbertForPreTraining"))
+        ``AlbertForPreTraining`` (weights copied).
+        """
+        kind = check_hf_model(
+            hf_model, ("BertForPreTraining", "RobertaForMaskedLM", "AlbertForPreTraining")
+        )
         config = BertConfig.from_hf(hf_model.config)
         if kind == "roberta":
             config = replace(config, add_pooler=False)
         model = cls(config)
         state = hf_model.state_dict()
-        names = {**_hf_encoder_names(config, kind, f"{kind}."), **_hf_head_names(config, kind)}
+        names = {
+            **_hf_encoder_names(config, kind, f"{kind}."),
+            **_hf_head_names(config, kind),
+        }
         model.load_state_dict({ours: state[theirs] for ours, theirs in names.items()})
         return model.train(hf_model.training)
 
-    # %% notebooks/06_bert.ipynb, cell 76: 6.6 Matching Hugging Face, number for number
+    # %% notebooks/06_bert.ipynb, cell 79: 6.6 Matching Hugging Face, number for number
     @classmethod
-    def from_pretrained(cls, name: str = "bert-base-uncased", *, local_files_only: bool = False,
-                        cache_dir: str | None = None) -> "BertForPreTraining":
-        """Download (or read from the cache) a pretrained checkpoint with ``transformers``
-        and convert it.
-
-        ``name`` is a hub name (``"bert-base-uncased"``, ``"roberta-base"``,
-        ``"albert-base-v2"``...) or a folder written by ``save_pretrained``. Offline, or with
-        ``local_files_only=True``, a checkpoint that is not in the cache raises an
-        ``OSError`` that says so (instead of retrying the network for half a minute).
+    def from_pretrained(
+        cls,
+        name: str = "bert-base-uncased",
+        *,
+        local_files_only: bool = False,
+        cache_dir: str | None = None,
+    ) -> "BertForPreTraining":
+        """Load a pretrained checkpoint with ``transformers`` and convert it: ``name`` is
+        a hub name (``"bert-base-uncased"``, ``"roberta-base"``, ``"albert-base-v2"``...)
+        or a folder written by ``save_pretrained``. Offline, a checkpoint missing from the
+        cache is an ``OSError`` that says so (instead of retrying the network).
         """
         auto = _import_transformers().AutoModelForPreTraining
         where = cache_dir or "the default cache folder"
         try:
-            hf_model = auto.from_pretrained(name, local_files_only=True, cache_dir=cache_dir)
+            hf_model = auto.from_pretrained(
+                name, local_files_only=True, cache_dir=cache_dir
+            )
         except OSError:
             if local_files_only:
                 raise OSError(
-                    f"{name!r} is not in the Hugging Face cache ({where}) and local_files_only="
-                    "True forbids downloading it. Pass local_files_only=False on a machine with "
-                    "internet access, or give the path of a folder saved with save_pretrained."
+                    f"{name!r} is not in the Hugging Face cache ({where}) and "
+                    "local_files_only=True forbids downloading it. Pass "
+                    "local_files_only=False on a machine with internet access, or give "
+                    "the path of a folder saved with save_pretrained."
                 ) from None
             if not _hub_reachable():
                 raise OSError(
-                    f"cannot load {name!r}: it is not in the Hugging Face cache ({where}) and "
-                    f"the hub ({_hf_endpoint()}) cannot be reached from this machine. Connect "
+                    f"cannot load {name!r}: it is not in the Hugging Face cache "
+                    f"({where}) and the hub ({_hf_endpoint()}) cannot be reached from "
+                    "this machine. Connect "
                     "to the internet once (the download is then cached), or copy a folder "
-                    "saved with save_pretrained to this machine and pass its path.") from None
+                    "saved with save_pretrained to this machine and pass its path."
+                ) from None
             hf_model = auto.from_pretrained(name, cache_dir=cache_dir)
         return cls.from_hf(hf_model).eval()
 
 
-# %% notebooks/06_bert.ipynb, cell 65: 6.6 Matching Hugging Face, number for number
-_HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-                   "relu": "relu"}
-
-
-# %% notebooks/06_bert.ipynb, cell 68: 6.6 Matching Hugging Face, number for number
+# %% notebooks/06_bert.ipynb, cell 69: 6.6 Matching Hugging Face, number for number
 _HF_BLOCK = {  # ours -> (BERT/RoBERTa under encoder.layer.{i}., ALBERT's shared layer)
     "attn.q_proj": ("attention.self.query", "attention.query"),
     "attn.k_proj": ("attention.self.key", "attention.key"),
@@ -610,29 +748,42 @@ _HF_BLOCK = {  # ours -> (BERT/RoBERTa under encoder.layer.{i}., ALBERT's shared
 }
 
 
+# %% notebooks/06_bert.ipynb, cell 71: 6.6 Matching Hugging Face, number for number
 def _hf_encoder_names(config: BertConfig, kind: str, prefix: str) -> dict[str, str]:
-    """Our BertModel's parameter names -> Hugging Face's (under ``prefix``, e.g. "bert.")."""
+    """Our BertModel's parameter names -> Hugging Face's (under ``prefix``, e.g.
+    "bert.").
+    """
     emb = f"{prefix}embeddings."
-    out = {"embeddings.token.weight": f"{emb}word_embeddings.weight",
-           "embeddings.position.weight": f"{emb}position_embeddings.weight",
-           "embeddings.segment.weight": f"{emb}token_type_embeddings.weight"}
+    out = {
+        "embeddings.token.weight": f"{emb}word_embeddings.weight",
+        "embeddings.position.weight": f"{emb}position_embeddings.weight",
+        "embeddings.segment.weight": f"{emb}token_type_embeddings.weight",
+    }
     pairs = [("embeddings.norm", f"{emb}LayerNorm")]
     if kind == "albert":
         shared = f"{prefix}encoder.albert_layer_groups.0.albert_layers.0."
         pairs.append(("embed_proj", f"{prefix}encoder.embedding_hidden_mapping_in"))
-        pairs += [(f"blocks.0.{ours}", shared + theirs)
-                  for ours, (_, theirs) in _HF_BLOCK.items()]
+        pairs += [
+            (f"blocks.0.{ours}", shared + theirs)
+            for ours, (_, theirs) in _HF_BLOCK.items()
+        ]
     else:
-        pairs += [(f"blocks.{i}.{ours}", f"{prefix}encoder.layer.{i}.{theirs}")
-                  for i in range(config.n_layers) for ours, (theirs, _) in _HF_BLOCK.items()]
+        pairs += [
+            (f"blocks.{i}.{ours}", f"{prefix}encoder.layer.{i}.{theirs}")
+            for i in range(config.n_layers)
+            for ours, (theirs, _) in _HF_BLOCK.items()
+        ]
     if config.add_pooler:
-        pairs.append(("pooler", f"{prefix}pooler" + ("" if kind == "albert" else ".dense")))
+        pairs.append(
+            ("pooler", f"{prefix}pooler" + ("" if kind == "albert" else ".dense"))
+        )
     for ours, theirs in pairs:
-        out[f"{ours}.weight"], out[f"{ours}.bias"] = f"{theirs}.weight", f"{theirs}.bias"
+        out[f"{ours}.weight"] = f"{theirs}.weight"
+        out[f"{ours}.bias"] = f"{theirs}.bias"
     return {f"bert.{k}" if prefix else k: v for k, v in out.items()}
 
 
-# %% notebooks/06_bert.ipynb, cell 69: 6.6 Matching Hugging Face, number for number
+# %% notebooks/06_bert.ipynb, cell 72: 6.6 Matching Hugging Face, number for number
 _HF_HEADS = {  # model type -> (MLM head prefix, its LayerNorm, sentence head or None)
     "bert": ("cls.predictions.", "LayerNorm", "cls.seq_relationship"),
     "roberta": ("lm_head.", "layer_norm", None),
@@ -644,23 +795,33 @@ def _hf_head_names(config: BertConfig, kind: str) -> dict[str, str]:
     """Our heads' parameter names -> Hugging Face's."""
     head, norm, sentence = _HF_HEADS[kind]
     transform = "cls.predictions.transform." if kind == "bert" else head
-    out = {"mlm_head.decoder.weight": f"{head}decoder.weight",
-           "mlm_head.decoder.bias": f"{head}bias"}
-    parts = (("mlm_head.dense", f"{transform}dense"),
-             ("mlm_head.norm", f"{transform}{norm}"), ("sentence_head", sentence))
+    out = {
+        "mlm_head.decoder.weight": f"{head}decoder.weight",
+        "mlm_head.decoder.bias": f"{head}bias",
+    }
+    parts = (
+        ("mlm_head.dense", f"{transform}dense"),
+        ("mlm_head.norm", f"{transform}{norm}"),
+        ("sentence_head", sentence),
+    )
     for ours, theirs in parts:
         if theirs is not None:
-            out[f"{ours}.weight"], out[f"{ours}.bias"] = f"{theirs}.weight", f"{theirs}.bias"
+            out[f"{ours}.weight"], out[f"{ours}.bias"] = (
+                f"{theirs}.weight",
+                f"{theirs}.bias",
+            )
     return out
 
 
-# %% notebooks/06_bert.ipynb, cell 75: 6.6 Matching Hugging Face, number for number
+# %% notebooks/06_bert.ipynb, cell 78: 6.6 Matching Hugging Face, number for number
 def _import_transformers():
     try:
         import transformers
     except ImportError:
-        raise ImportError("converting Hugging Face models needs the `transformers` package: "
-                          "pip install transformers") from None
+        raise ImportError(
+            "converting Hugging Face models needs the `transformers` package: "
+            "pip install transformers"
+        ) from None
     return transformers
 
 
@@ -670,7 +831,8 @@ def _hf_endpoint() -> str:
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub answers a TCP connection (False when HF_HUB_OFFLINE
-    is set)."""
+    is set).
+    """
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
         return False
     url = urlparse(_hf_endpoint())
@@ -682,74 +844,94 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-# %% notebooks/06_bert.ipynb, cell 79: The data
+# %% notebooks/06_bert.ipynb, cell 82: The data
 class PretrainingBatches:
     """Sentence pairs as tensors, and batches of them for MLM + NSP/SOP pretraining.
 
-    Args:
-        pairs: ``(ids_a, ids_b, label)`` triples, e.g. from :func:`sentence_pairs`.
-        config: gives ``vocab_size``, ``masking`` ("static": one mask per sequence,
-            drawn here; "dynamic": new masks at every call) and ``mlm_probability``.
-        special: the special tokens' ids, an object with ``cls``, ``sep``, ``pad``,
-            ``mask`` and ``all()`` (as :func:`minillm.tokenization.special_token_ids`).
-        max_len: pairs longer than this are truncated with :func:`truncate_pair`.
-
-    ``sample(batch_size)`` draws a random batch; ``batches(batch_size)`` goes through all
-    the pairs in order. A batch is a dict of the keyword inputs of
-    :meth:`BertForPreTraining.forward`: ``input_ids``, ``token_type_ids``,
-    ``attention_mask``, ``labels`` (B, T) and ``next_sentence_label`` (B,), cut to the
-    longest sequence in it.
+    ``pairs`` are ``(ids_a, ids_b, label)`` triples (:func:`sentence_pairs`), truncated
+    to ``max_len`` tokens; ``config`` gives ``vocab_size``, ``masking`` and
+    ``mlm_probability``; ``special`` the special tokens' ids (``cls``, ``sep``, ``pad``,
+    ``mask``, ``all()``). ``sample(batch_size)`` draws a random batch,
+    ``batches(batch_size)`` goes through all pairs in order: dicts of the keyword
+    inputs of :meth:`BertForPreTraining.forward`, cut to their longest sequence.
     """
 
-    def __init__(self, pairs, *, config: BertConfig, special, max_len: int,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        pairs,
+        *,
+        config: BertConfig,
+        special,
+        max_len: int,
+        generator: torch.Generator | None = None,
+    ):
         check_pairs(pairs, max_len, config.max_seq_len)
         self.config, self.special, self.generator = config, special, generator
-        examples = [build_pair_inputs(a, b, cls_token_id=special.cls, sep_token_id=special.sep,
-                                      max_len=max_len) for a, b, _ in pairs]
+        ends = dict(cls_token_id=special.cls, sep_token_id=special.sep, max_len=max_len)
+        examples = [build_pair_inputs(a, b, **ends) for a, b, _ in pairs]
         tensors = pad_batch(examples, pad_token_id=special.pad, length=max_len)
-        check_token_ids("the token ids of pairs", tensors["input_ids"], config.vocab_size)
-        self.input_ids, self.token_type_ids = tensors["input_ids"], tensors["token_type_ids"]
+        check_token_ids(
+            "the token ids of pairs", tensors["input_ids"], config.vocab_size
+        )
+        self.input_ids = tensors["input_ids"]
+        self.token_type_ids = tensors["token_type_ids"]
         self.attention_mask = tensors["attention_mask"]
-        self.sentence_labels = torch.tensor([label for *_, label in pairs], dtype=torch.long)
+        self.sentence_labels = torch.tensor(
+            [label for *_, label in pairs], dtype=torch.long
+        )
         self.static = self._mask(self.input_ids) if config.masking == "static" else None
 
+    # %% notebooks/06_bert.ipynb, cell 84: The data
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    # %% notebooks/06_bert.ipynb, cell 84: The data
     def _mask(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return mask_tokens(input_ids, mask_token_id=self.special.mask,
-                           vocab_size=self.config.vocab_size,
-                           special_token_ids=self.special.all(),
-                           mlm_probability=self.config.mlm_probability,
-                           generator=self.generator)
+        return mask_tokens(
+            input_ids,
+            mask_token_id=self.special.mask,
+            vocab_size=self.config.vocab_size,
+            special_token_ids=self.special.all(),
+            mlm_probability=self.config.mlm_probability,
+            generator=self.generator,
+        )
 
-    # %% notebooks/06_bert.ipynb, cell 81: The data
+    # %% notebooks/06_bert.ipynb, cell 86: The data
     def _batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         T = int(self.attention_mask[index].sum(dim=1).max())  # drop all-padding columns
         if self.static is not None:
             inputs, labels = self.static[0][index, :T], self.static[1][index, :T]
         else:
             inputs, labels = self._mask(self.input_ids[index, :T])
-        return {"input_ids": inputs, "token_type_ids": self.token_type_ids[index, :T],
-                "attention_mask": self.attention_mask[index, :T], "labels": labels,
-                "next_sentence_label": self.sentence_labels[index]}
+        return {
+            "input_ids": inputs,
+            "token_type_ids": self.token_type_ids[index, :T],
+            "attention_mask": self.attention_mask[index, :T],
+            "labels": labels,
+            "next_sentence_label": self.sentence_labels[index],
+        }
 
-    # %% notebooks/06_bert.ipynb, cell 81: The data
+    # %% notebooks/06_bert.ipynb, cell 86: The data
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
-        """A batch of ``batch_size`` pairs drawn at random (with replacement across calls)."""
+        """A batch of ``batch_size`` pairs drawn at random (with replacement across
+        calls).
+        """
         check_int("batch_size", batch_size)
-        return self._batch(torch.randint(len(self), (batch_size,), generator=self.generator))
+        return self._batch(
+            torch.randint(len(self), (batch_size,), generator=self.generator)
+        )
 
-    # %% notebooks/06_bert.ipynb, cell 81: The data
+    # %% notebooks/06_bert.ipynb, cell 86: The data
     def batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
-        """All the pairs, in order, in batches of ``batch_size`` (the last may be smaller)."""
+        """All the pairs, in order, in batches of ``batch_size`` (the last may be
+        smaller).
+        """
         check_int("batch_size", batch_size)
         for start in range(0, len(self), batch_size):
             yield self._batch(torch.arange(start, min(start + batch_size, len(self))))
 
 
-# %% notebooks/06_bert.ipynb, cell 86: Training
+# %% notebooks/06_bert.ipynb, cell 91: Training
 @torch.no_grad()
 def evaluate_pretraining(model: BertForPreTraining, batches) -> dict[str, float]:
     """Losses and accuracies of ``model`` over ``batches`` (dicts as made by
@@ -764,7 +946,10 @@ def evaluate_pretraining(model: BertForPreTraining, batches) -> dict[str, float]
     try:
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
-            labels, s_labels = batch.pop("labels"), batch.pop("next_sentence_label", None)
+            labels, s_labels = (
+                batch.pop("labels"),
+                batch.pop("next_sentence_label", None),
+            )
             (mlm_logits, s_logits), _ = model(**batch)
             chosen = labels != IGNORE_INDEX
             logits, targets = mlm_logits[chosen], labels[chosen]
@@ -784,15 +969,17 @@ def evaluate_pretraining(model: BertForPreTraining, batches) -> dict[str, float]
     return out
 
 
-# %% notebooks/06_bert.ipynb, cell 92: Fill in the mask
+# %% notebooks/06_bert.ipynb, cell 97: Fill in the mask
 @torch.no_grad()
-def fill_mask(model: BertForPreTraining, tokenizer, text: str,
-              top_k: int = 5) -> list[list[tuple[str, float]]]:
+def fill_mask(
+    model: BertForPreTraining, tokenizer, text: str, top_k: int = 5
+) -> list[list[tuple[str, float]]]:
     """The ``top_k`` most likely tokens, with their probabilities, at each ``[MASK]`` of
     ``text``.
 
-    ``tokenizer`` is a ``tokenizers.Tokenizer`` with BERT's template (``[CLS] ... [SEP]``)
-    and a ``[MASK]`` token, such as :func:`minillm.tokenization.train_wordpiece` makes.
+    ``tokenizer`` is a ``tokenizers.Tokenizer`` with BERT's template (``[CLS] ...
+    [SEP]``) and a ``[MASK]`` token, such as
+    :func:`minillm.tokenization.train_wordpiece` makes.
     """
     mask_id = tokenizer.token_to_id("[MASK]")
     ids = tokenizer.encode(text).ids
@@ -800,11 +987,16 @@ def fill_mask(model: BertForPreTraining, tokenizer, text: str,
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    (logits, _), _ = model(torch.tensor([ids], device=device))  # mlm: (1, T, vocab_size)
+    # mlm: (1, T, vocab_size)
+    (logits, _), _ = model(torch.tensor([ids], device=device))
     model.train(was_training)
     out = []
     for t in [t for t, i in enumerate(ids) if i == mask_id]:
         top = logits[0, t].softmax(-1).topk(top_k)
-        out.append([(tokenizer.id_to_token(int(i)), float(p))
-                    for p, i in zip(top.values, top.indices)])
+        out.append(
+            [
+                (tokenizer.id_to_token(int(i)), float(p))
+                for p, i in zip(top.values, top.indices)
+            ]
+        )
     return out

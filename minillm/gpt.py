@@ -26,39 +26,44 @@ import torch.nn.functional as F
 
 from minillm.attention import MultiHeadAttention
 from minillm.layers import ACTIVATIONS, FeedForward, LayerNorm, TransformerBlock
-from minillm.positional import LearnedPositionalEmbedding, RotaryEmbedding
-from minillm.positional import SinusoidalPositionalEncoding
-from minillm.support import add_to_class, check_cache_update, check_choice, check_config
-from minillm.support import copy_checked
-from minillm.support import check_generation, check_int, check_logits, check_number
+from minillm.positional import (
+    LearnedPositionalEmbedding,
+    RotaryEmbedding,
+    SinusoidalPositionalEncoding,
+)
 from minillm.support import (
+    HF_ACTIVATIONS,
+    add_to_class,
+    check_cache_update,
+    check_choice,
+    check_config,
+    check_generation,
+    check_hf_gpt2,
+    check_int,
+    check_logits,
+    check_number,
     check_same_shape,
     check_sampling,
+    check_tied_head,
     check_token_ids,
     check_type,
+    copy_checked,
 )
 
+
+# %% notebooks/07_gpt.ipynb, cell 11: 7.2 The model
 POSITIONAL = ("learned", "sinusoidal", "rotary", "none")
 
 
 @dataclass(frozen=True)
 class GPTConfig:
-    """Hyperparameters of a :class:`GPT`. The defaults are GPT-2 small's (124M
-    parameters).
+    """Hyperparameters of a :class:`GPT`; the defaults are GPT-2 small's (124M).
 
-    Attributes:
-        vocab_size: number of token ids, V.
-        block_size: the context length, the most tokens the model reads at once.
-        n_layers, n_heads, d_model: depth, heads per layer, width (``d_head = d_model //
-            n_heads``).
-        d_ff: hidden width of the feed-forward networks; None means ``4 * d_model``.
-        dropout: on the embeddings, the attention weights and the residual branches.
-        bias: biases in the attention and feed-forward layers (GPT-2: yes).
-        eps: the LayerNorm epsilon (GPT-2: 1e-5).
-        activation: of the feed-forward networks, a key of ``ACTIVATIONS``.
-        positional: ``"learned"`` (GPT-2), ``"sinusoidal"``, ``"rotary"`` (RoPE in every
-            attention layer) or ``"none"``; chapter 4 explains all four.
-        rope_base: the base of RoPE's frequencies.
+    ``block_size`` is the context length; ``d_ff`` None means ``4 * d_model``; dropout
+    acts on the embeddings, attention weights and residual branches; ``bias`` puts
+    biases in attention and feed-forward layers; ``eps`` is LayerNorm's epsilon;
+    ``activation`` is a key of ``ACTIVATIONS``; ``positional`` is one of chapter 4's
+    schemes (``"rotary"`` applies RoPE, of base ``rope_base``, in every layer).
     """
 
     vocab_size: int = 50257
@@ -87,12 +92,13 @@ class GPTConfig:
     def d_head(self) -> int:
         return self.d_model // self.n_heads
 
-    # %% notebooks/07_gpt.ipynb, cell 11: 7.2 The model
+    # %% notebooks/07_gpt.ipynb, cell 13: 7.2 The model
     @classmethod
     def gpt2(cls, name: str = "gpt2", **overrides) -> "GPTConfig":
         """The configuration of a released GPT-2: ``"gpt2"`` (124M), ``"gpt2-medium"``
         (355M), ``"gpt2-large"`` (774M) or ``"gpt2-xl"`` (1558M); keywords override
-        fields."""
+        fields.
+        """
         sizes = {
             "gpt2": (12, 12, 768),
             "gpt2-medium": (24, 16, 1024),
@@ -112,10 +118,11 @@ class GPTConfig:
             }
         )
 
-    # %% notebooks/07_gpt.ipynb, cell 11: 7.2 The model
+    # %% notebooks/07_gpt.ipynb, cell 13: 7.2 The model
     def num_parameters(self, include_positions: bool = True) -> int:
         """The parameter count of ``GPT(self)``, in closed form (tied weights counted
-        once)."""
+        once).
+        """
         d, f = self.d_model, self.d_ff
         attn = 4 * d * d + (4 * d if self.bias else 0)  # q, k, v and out projections
         ffn = 2 * d * f + (f + d if self.bias else 0)  # fc1 and fc2, with their biases
@@ -125,12 +132,13 @@ class GPTConfig:
         return self.vocab_size * d + positions + self.n_layers * block + 2 * d  # + final LN
 
 
-# %% notebooks/07_gpt.ipynb, cell 13: The block: chosen, not written
+# %% notebooks/07_gpt.ipynb, cell 15: The block: chosen, not written
 def gpt_block(
     config: GPTConfig, rotary: RotaryEmbedding | None = None
 ) -> TransformerBlock:
     """A GPT-2 block, chosen from chapter 5's parts: pre-LN, causal attention, an
-    MLP."""
+    MLP.
+    """
     d, p = config.d_model, config.dropout
     attn = MultiHeadAttention(
         d, config.n_heads, bias=config.bias, causal=True, rotary=rotary, dropout=p
@@ -149,7 +157,7 @@ def position_embedding(config: GPTConfig) -> nn.Module | None:
     return None  # rotary acts inside attention; "none" adds nothing
 
 
-# %% notebooks/07_gpt.ipynb, cell 15: The model
+# %% notebooks/07_gpt.ipynb, cell 17: The model
 class GPT(nn.Module):
     """A GPT-style decoder-only Transformer language model.
 
@@ -177,20 +185,20 @@ class GPT(nn.Module):
         )
         self.ln_f = LayerNorm(config.d_model, eps=config.eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.lm_head.weight = (
-            self.wte.weight
-        )  # tied: one (V, d_model) matrix, used twice
+        # tied: one (V, d_model) matrix, used twice
+        self.lm_head.weight = self.wte.weight
         self.reset_parameters()
 
-    # %% notebooks/07_gpt.ipynb, cell 17: The model
+    # %% notebooks/07_gpt.ipynb, cell 19: The model
     def residual_projections(self) -> list[nn.Linear]:
         """The layers whose outputs are added to the residual stream: two per block."""
         return [p for block in self.blocks for p in (block.attn.out_proj, block.ffn.fc2)]
 
-    # %% notebooks/07_gpt.ipynb, cell 17: The model
+    # %% notebooks/07_gpt.ipynb, cell 19: The model
     def reset_parameters(self) -> None:
         """GPT-2's initialisation: N(0, 0.02) weights, zero biases, LayerNorms at (1, 0),
-        and N(0, 0.02 / sqrt(2 * n_layers)) for the residual projections."""
+        and N(0, 0.02 / sqrt(2 * n_layers)) for the residual projections.
+        """
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
@@ -206,7 +214,7 @@ class GPT(nn.Module):
                 proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layers)
             )
 
-    # %% notebooks/07_gpt.ipynb, cell 17: The model
+    # %% notebooks/07_gpt.ipynb, cell 19: The model
     def num_parameters(self, include_positions: bool = True) -> int:
         """Number of distinct parameters (the tied embedding counts once)."""
         n = sum(p.numel() for p in self.parameters())  # a shared tensor is yielded once
@@ -215,7 +223,7 @@ class GPT(nn.Module):
             n if include_positions or not learned else n - self.wpe.embedding.weight.numel()
         )
 
-    # %% notebooks/07_gpt.ipynb, cell 19: The model
+    # %% notebooks/07_gpt.ipynb, cell 21: The model
     def hidden_states(self, idx: torch.Tensor, *, cache=None, need_weights: bool = False):
         """The trunk: token ids (B, T) to final hidden states (B, T, d_model), after
         ``ln_f``.
@@ -242,7 +250,7 @@ class GPT(nn.Module):
         x = self.ln_f(x)
         return (x, torch.stack(maps)) if need_weights else x
 
-    # %% notebooks/07_gpt.ipynb, cell 19: The model
+    # %% notebooks/07_gpt.ipynb, cell 23: The model
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache=None
     ):
@@ -252,38 +260,41 @@ class GPT(nn.Module):
         check_same_shape("targets", targets, "idx", idx)
         return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
-    # %% notebooks/07_gpt.ipynb, cell 19: The model
+    # %% notebooks/07_gpt.ipynb, cell 25: The model
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
         """The attention weights of every layer and head, (n_layers, B, n_heads, T, T),
-        computed in eval mode (no dropout)."""
+        computed in eval mode (no dropout).
+        """
         was_training = self.training
         self.eval()
         _, maps = self.hidden_states(idx, need_weights=True)
         self.train(was_training)
         return maps
 
-    # %% notebooks/07_gpt.ipynb, cell 22: The model
+    # %% notebooks/07_gpt.ipynb, cell 30: The model
     def new_cache(self) -> KVCache:
         """An empty :class:`KVCache` for this model (section 7.6)."""
         return KVCache(self.config.n_layers, self.config.block_size)
 
-    # %% notebooks/07_gpt.ipynb, cell 36: 7.3 Matching GPT-2 number for number
+    # %% notebooks/07_gpt.ipynb, cell 46: 7.3 Matching GPT-2 number for number
     @classmethod
     def from_hf(cls, hf_model) -> "GPT":
         """A GPT with the weights of a ``transformers`` ``GPT2LMHeadModel``
-        (:func:`gpt_from_hf`)."""
+        (:func:`gpt_from_hf`).
+        """
         return gpt_from_hf(hf_model)
 
-    # %% notebooks/07_gpt.ipynb, cell 36: 7.3 Matching GPT-2 number for number
+    # %% notebooks/07_gpt.ipynb, cell 46: 7.3 Matching GPT-2 number for number
     @classmethod
     def from_pretrained(cls, name: str = "gpt2", **hf_kwargs) -> "GPT":
         """A released GPT-2, downloaded or from the local cache
-        (:func:`load_pretrained_gpt2`)."""
+        (:func:`load_pretrained_gpt2`).
+        """
         return load_pretrained_gpt2(name, **hf_kwargs)
 
 
-# %% notebooks/07_gpt.ipynb, cell 21: The model
+# %% notebooks/07_gpt.ipynb, cell 27: The model
 class LayerCache:
     """One attention layer's keys and values, for the positions processed so far.
 
@@ -312,9 +323,11 @@ class LayerCache:
         return self.k[:, :, :end], self.v[:, :, :end]
 
 
+# %% notebooks/07_gpt.ipynb, cell 29: The model
 class KVCache:
     """The caches of all the layers of a model: ``cache.layers[i]`` belongs to layer
-    i."""
+    i.
+    """
 
     def __init__(self, n_layers: int, max_len: int):
         check_int("n_layers", n_layers)
@@ -337,41 +350,9 @@ class KVCache:
         )
 
 
-# %% notebooks/07_gpt.ipynb, cell 31: 7.3 Matching GPT-2 number for number
-_HF_ACTIVATIONS = {
-    "gelu_new": "gelu_tanh",
-    "gelu_pytorch_tanh": "gelu_tanh",
-    "gelu": "gelu",
-    "relu": "relu",
-}  # Hugging Face's names for our activations
-
-
-def _hf_config_to_gpt(hf_config) -> GPTConfig:
-    """The GPTConfig of a ``transformers`` ``GPT2Config``; ValueError for features that
-    this GPT lacks."""
-    unsupported = [
-        ("add_cross_attention", False, "cross-attention layers"),
-        (
-            "scale_attn_by_inverse_layer_idx",
-            False,
-            "attention scores scaled by 1/layer",
-        ),
-        ("scale_attn_weights", True, "unscaled attention scores"),
-        (
-            "tie_word_embeddings",
-            True,
-            "an output layer not tied to the token embeddings",
-        ),
-    ]
-    for attr, expected, what in unsupported:
-        if getattr(hf_config, attr, expected) != expected:
-            raise ValueError(
-                f"cannot convert a GPT-2 with {attr}="
-                f"{getattr(hf_config, attr)!r} ({what}); minillm's GPT needs "
-                f"{attr}={expected!r}"
-            )
-    check_choice("activation_function", hf_config.activation_function, _HF_ACTIVATIONS)
-    c = hf_config
+# %% notebooks/07_gpt.ipynb, cell 39: 7.3 Matching GPT-2 number for number
+def _hf_config_to_gpt(c) -> GPTConfig:
+    """The GPTConfig of a ``transformers`` ``GPT2Config`` ``c``."""
     return GPTConfig(
         vocab_size=c.vocab_size,
         block_size=c.n_positions,
@@ -382,64 +363,55 @@ def _hf_config_to_gpt(hf_config) -> GPTConfig:
         dropout=c.resid_pdrop,
         bias=True,
         eps=c.layer_norm_epsilon,
-        activation=_HF_ACTIVATIONS[c.activation_function],
+        activation=HF_ACTIVATIONS[c.activation_function],
     )
 
 
-# %% notebooks/07_gpt.ipynb, cell 33: 7.3 Matching GPT-2 number for number
+# %% notebooks/07_gpt.ipynb, cell 41: 7.3 Matching GPT-2 number for number
+def _copy_block_from_hf(block: TransformerBlock, sd: dict, p: str) -> None:
+    """Copy GPT-2's layer ``p`` (e.g. ``"transformer.h.0."``) of state dict ``sd``."""
+    d = block.attn.q_proj.in_features
+    for ours, theirs in ((block.attn_norm, "ln_1"), (block.ffn_norm, "ln_2")):
+        copy_checked(ours.weight, sd[p + theirs + ".weight"], p + theirs)
+        copy_checked(ours.bias, sd[p + theirs + ".bias"], p + theirs)
+    w_qkv = sd[p + "attn.c_attn.weight"].t()  # Conv1D (d, 3d) -> Linear (3d, d)
+    copy_checked(torch.empty(3 * d, d), w_qkv, p + "attn.c_attn")  # shape only
+    b_qkv = sd[p + "attn.c_attn.bias"]
+    qkv = (block.attn.q_proj, block.attn.k_proj, block.attn.v_proj)
+    for proj, w, b in zip(qkv, w_qkv.split(d), b_qkv.split(d)):
+        copy_checked(proj.weight, w, p + "attn.c_attn")
+        copy_checked(proj.bias, b, p + "attn.c_attn")
+    linears = (
+        (block.attn.out_proj, "attn.c_proj"),
+        (block.ffn.fc1, "mlp.c_fc"),
+        (block.ffn.fc2, "mlp.c_proj"),
+    )
+    for ours, theirs in linears:
+        w = sd[p + theirs + ".weight"].t()  # transposed, square or not
+        copy_checked(ours.weight, w, p + theirs)
+        copy_checked(ours.bias, sd[p + theirs + ".bias"], p + theirs)
+
+
+# %% notebooks/07_gpt.ipynb, cell 43: 7.3 Matching GPT-2 number for number
 def gpt_from_hf(hf_model) -> GPT:
     """Convert a ``transformers.GPT2LMHeadModel`` into a :class:`GPT` with the same
-    weights.
-
-    GPT-2's ``Conv1D`` layers store weights as (in_features, out_features): each is
-    transposed into ``nn.Linear``'s (out, in), and ``c_attn`` (d_model, 3 d_model) is
-    split into the query, key and value projections. The model is returned in the
-    training mode of ``hf_model``; its dropout probability is GPT-2's ``resid_pdrop``.
+    weights, in the training mode of ``hf_model``; dropout is GPT-2's ``resid_pdrop``.
     """
-    if getattr(getattr(hf_model, "config", None), "model_type", None) != "gpt2":
-        raise TypeError(
-            f"expected a transformers GPT2LMHeadModel, got {type(hf_model).__name__}"
-        )
+    check_hf_gpt2(hf_model)
     model = GPT(_hf_config_to_gpt(hf_model.config))
     sd = {k: v.detach() for k, v in hf_model.state_dict().items()}
-    d = model.config.d_model
     with torch.no_grad():
         copy_checked(model.wte.weight, sd["transformer.wte.weight"], "wte")
         copy_checked(model.wpe.embedding.weight, sd["transformer.wpe.weight"], "wpe")
         for i, block in enumerate(model.blocks):
-            p = f"transformer.h.{i}."
-            for ours, theirs in ((block.attn_norm, "ln_1"), (block.ffn_norm, "ln_2")):
-                copy_checked(ours.weight, sd[p + theirs + ".weight"], p + theirs)
-                copy_checked(ours.bias, sd[p + theirs + ".bias"], p + theirs)
-            w_qkv = sd[p + "attn.c_attn.weight"].t()  # Conv1D (d, 3d) -> Linear (3d, d)
-            copy_checked(torch.empty(3 * d, d), w_qkv, p + "attn.c_attn")  # shape only
-            b_qkv = sd[p + "attn.c_attn.bias"]
-            qkv = (block.attn.q_proj, block.attn.k_proj, block.attn.v_proj)
-            for proj, w, b in zip(qkv, w_qkv.split(d), b_qkv.split(d)):
-                copy_checked(proj.weight, w, p + "attn.c_attn")
-                copy_checked(proj.bias, b, p + "attn.c_attn")
-            for ours, theirs in (
-                (block.attn.out_proj, "attn.c_proj"),
-                (block.ffn.fc1, "mlp.c_fc"),
-                (block.ffn.fc2, "mlp.c_proj"),
-            ):
-                w = sd[p + theirs + ".weight"].t()  # transposed, square or not
-                copy_checked(ours.weight, w, p + theirs)
-                copy_checked(ours.bias, sd[p + theirs + ".bias"], p + theirs)
+            _copy_block_from_hf(block, sd, f"transformer.h.{i}.")
         copy_checked(model.ln_f.weight, sd["transformer.ln_f.weight"], "ln_f")
         copy_checked(model.ln_f.bias, sd["transformer.ln_f.bias"], "ln_f")
-    lm_head = getattr(hf_model, "lm_head", None)
-    if lm_head is not None and not torch.equal(
-        lm_head.weight.detach(), model.wte.weight
-    ):
-        raise ValueError(
-            "the model's lm_head is not tied to its token embeddings (wte); "
-            "GPT ties them"
-        )
+    check_tied_head(hf_model, model.wte.weight)
     return model.train(hf_model.training)
 
 
-# %% notebooks/07_gpt.ipynb, cell 35: 7.3 Matching GPT-2 number for number
+# %% notebooks/07_gpt.ipynb, cell 45: 7.3 Matching GPT-2 number for number
 def load_pretrained_gpt2(name: str = "gpt2", **hf_kwargs) -> GPT:
     """Load a released GPT-2 (``"gpt2"``, ``"gpt2-medium"``, ``"gpt2-large"``,
     ``"gpt2-xl"``, or a local folder) through ``transformers`` and convert it with
@@ -474,7 +446,7 @@ def load_pretrained_gpt2(name: str = "gpt2", **hf_kwargs) -> GPT:
     return gpt_from_hf(hf_model).eval()
 
 
-# %% notebooks/07_gpt.ipynb, cell 59: 7.5 Sampling: from logits to text
+# %% notebooks/07_gpt.ipynb, cell 69: 7.5 Sampling: from logits to text
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k`` largest logits of each row (..., V) and set the others to -inf.
 
@@ -486,6 +458,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     return logits.masked_fill(logits < kth_largest, float("-inf"))
 
 
+# %% notebooks/07_gpt.ipynb, cell 71: 7.5 Sampling: from logits to text
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Nucleus filter: keep the smallest set of most likely tokens whose probabilities
     sum to at least ``p``.
@@ -498,15 +471,14 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     check_logits(logits), check_number("top_p", p, low=0.0, high=1.0, low_open=True)
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
     probs = torch.softmax(sorted_logits, dim=-1)
-    mass_before = (
-        probs.cumsum(dim=-1) - probs
-    )  # probability of the strictly more likely tokens
+    mass_before = probs.cumsum(dim=-1) - probs  # of the strictly more likely tokens
     remove_sorted = mass_before >= p
     remove_sorted[..., 0] = False
     remove = remove_sorted.scatter(-1, order, remove_sorted)  # back to vocabulary order
     return logits.masked_fill(remove, float("-inf"))
 
 
+# %% notebooks/07_gpt.ipynb, cell 73: 7.5 Sampling: from logits to text
 def sample_next(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -533,7 +505,26 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
-# %% notebooks/07_gpt.ipynb, cell 65: 7.5 Sampling: from logits to text
+# %% notebooks/07_gpt.ipynb, cell 79: 7.5 Sampling: from logits to text
+def _next_token_logits(model: GPT, idx: torch.Tensor, cache) -> torch.Tensor:
+    """The logits (B, V) for the token after ``idx`` (B, T), through ``cache`` if
+    any.
+    """
+    block_size = model.config.block_size
+    if cache is None:
+        logits, _ = model(idx[:, -block_size:])
+    elif cache.length == 0 or cache.length == block_size:
+        # first step, or a full window: (re)fill the cache with the last block_size
+        # tokens. Sliding the window gives every token a new position, so the cached
+        # keys and values are stale: beyond block_size tokens the cache saves nothing.
+        cache.reset()
+        logits, _ = model(idx[:, -block_size:], cache=cache)
+    else:
+        logits, _ = model(idx[:, -1:], cache=cache)  # only the newest token is new
+    return logits[:, -1, :]  # the prediction after the last token
+
+
+# %% notebooks/07_gpt.ipynb, cell 81: 7.5 Sampling: from logits to text
 @torch.no_grad()
 def generate(
     model: GPT,
@@ -551,42 +542,22 @@ def generate(
 ):
     """Extend the prompts ``idx`` (B, T) by ``max_new_tokens`` tokens, one at a time.
 
-    Args:
-        temperature, top_k, top_p, greedy, generator: how each token is chosen
-            (:func:`sample_next`).
-        use_cache: keep the keys and values of past positions in a :class:`KVCache`, so
-            each step processes one new token instead of the whole sequence. The tokens
-            are the same.
-        crop: what to do when the sequence outgrows ``block_size``: with False (the
-            default) that is an error; with True the model conditions on the last
-            ``block_size`` tokens (a sliding window).
-        return_logits: also return the next-token logits of every step, (B, n_new, V).
-
-    Returns:
-        (B, T + max_new_tokens) ids, the prompt followed by the new tokens (and the
-        logits if asked). The model runs in eval mode (no dropout), restored afterwards.
+    ``temperature``, ``top_k``, ``top_p``, ``greedy`` and ``generator`` say how each
+    token is chosen (:func:`sample_next`). ``use_cache`` keeps past keys and values in a
+    :class:`KVCache` (same tokens, less work). Past ``block_size`` tokens, ``crop=True``
+    conditions on the last ``block_size`` (a sliding window); the default is an error.
+    Returns (B, T + max_new_tokens) ids, and the logits of every step, (B, n_new, V), if
+    ``return_logits``. Runs in eval mode (no dropout), restored afterwards.
     """
     check_type("model", model, GPT), check_sampling(temperature, top_k, top_p)
-    block_size = model.config.block_size
-    check_generation(idx, max_new_tokens, model.config.vocab_size, block_size, crop)
+    V = model.config.vocab_size
+    check_generation(idx, max_new_tokens, V, model.config.block_size, crop)
     was_training = model.training
     model.eval()
     cache = model.new_cache() if use_cache else None
     all_logits = []
     for _ in range(max_new_tokens):
-        if cache is None:
-            logits, _ = model(idx[:, -block_size:])
-        elif cache.length == 0 or cache.length == block_size:
-            # first step, or a full window: (re)fill the cache with the last block_size
-            # tokens. Sliding the window moves every token to a new position, so the
-            # cached
-            # keys and values are stale: beyond block_size tokens the cache saves
-            # nothing.
-            cache.reset()
-            logits, _ = model(idx[:, -block_size:], cache=cache)
-        else:
-            logits, _ = model(idx[:, -1:], cache=cache)  # only the newest token is new
-        next_logits = logits[:, -1, :]  # (B, V): the prediction after the last token
+        next_logits = _next_token_logits(model, idx, cache)  # (B, V)
         if return_logits:
             all_logits.append(next_logits)
         new = sample_next(next_logits, temperature, top_k, top_p, greedy, generator)
@@ -595,11 +566,9 @@ def generate(
     if not return_logits:
         return idx
     if not all_logits:  # max_new_tokens = 0
-        return idx, idx.new_zeros(
-            idx.shape[0], 0, model.config.vocab_size, dtype=torch.float
-        )
+        return idx, idx.new_zeros(idx.shape[0], 0, V, dtype=torch.float)
     return idx, torch.stack(all_logits, dim=1)
 
 
-# %% notebooks/07_gpt.ipynb, cell 66: 7.5 Sampling: from logits to text
+# %% notebooks/07_gpt.ipynb, cell 82: 7.5 Sampling: from logits to text
 GPT.generate = generate  # so model.generate(idx, n) means generate(model, idx, n)

@@ -23,7 +23,7 @@ __all__ = [
     "check_logits", "check_generation", "check_config", "copy_checked", "check_pad_examples",
     "check_mask_token", "check_passages", "check_encoder_inputs", "check_mlm_labels",
     "check_sentence_labels", "check_pairs", "check_fill_mask", "check_hf_encoder_config",
-    "check_hf_model",
+    "check_hf_model", "HF_ACTIVATIONS", "check_hf_gpt2", "check_tied_head",
 ]
 
 
@@ -507,6 +507,49 @@ def check_hf_encoder_config(hf_config, activations) -> str:
         raise ValueError("BertConfig has one dropout rate; the Hugging Face config has two "
                          "different ones")
     return kind
+
+
+HF_ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "relu": "relu",
+}
+"""Hugging Face's names for the activations that the GPT-2 and BERT converters accept,
+mapped to the keys of ``minillm.layers.ACTIVATIONS``."""
+
+# Options of a Hugging Face GPT2Config that minillm's GPT does not have: the option, the
+# value GPT-2 uses, and what another value would mean.
+_GPT2_FIXED = (
+    ("add_cross_attention", False, "cross-attention layers"),
+    ("scale_attn_by_inverse_layer_idx", False, "attention scores scaled by 1/layer"),
+    ("scale_attn_weights", True, "unscaled attention scores"),
+    ("tie_word_embeddings", True, "an output layer not tied to the token embeddings"),
+)
+
+
+def check_hf_gpt2(hf_model) -> None:
+    """A ``transformers`` GPT-2 whose every option minillm's GPT can reproduce."""
+    config = getattr(hf_model, "config", None)
+    if getattr(config, "model_type", None) != "gpt2":
+        raise TypeError(
+            f"expected a transformers GPT2LMHeadModel, got {type(hf_model).__name__}")
+    for attr, expected, what in _GPT2_FIXED:
+        if getattr(config, attr, expected) != expected:
+            raise ValueError(
+                f"cannot convert a GPT-2 with {attr}={getattr(config, attr)!r} ({what}); "
+                f"minillm's GPT needs {attr}={expected!r}")
+    check_choice("activation_function", config.activation_function, HF_ACTIVATIONS)
+
+
+def check_tied_head(hf_model, token_embedding) -> None:
+    """The model's output layer (if any) is its token embedding matrix, as in GPT-2."""
+    import torch
+
+    lm_head = getattr(hf_model, "lm_head", None)
+    if lm_head is not None and not torch.equal(lm_head.weight.detach(), token_embedding):
+        raise ValueError("the model's lm_head is not tied to its token embeddings (wte); "
+                         "GPT ties them")
 
 
 def check_hf_model(hf_model, expected) -> str:
