@@ -12,15 +12,14 @@ from __future__ import annotations
 __all__ = [
     'masked_mean', 'BertForSequenceClassification', 'BertForTokenClassification',
     'align_word_labels', 'GPTForSequenceClassification', 'ClassificationDataset',
-    'BagOfWordsClassifier', 'count_parameters', 'fine_tune', 'wilson_interval',
-    'confusion_matrix', 'ClassificationResult', 'evaluate_classifier', 'pretrain_mlm',
-    'LoRALinear', 'apply_lora', 'merge_lora'
+    'BagOfWordsClassifier', 'fine_tune', 'ClassificationResult', 'evaluate_classifier',
+    'wilson_interval', 'pretrain_mlm', 'LoRALinear', 'apply_lora', 'count_parameters',
+    'merge_lora', 'confusion_matrix'
 ]
 
 
 # %% notebooks/08_finetuning.ipynb, cell 6: 8.1 Task heads
 import copy
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -32,89 +31,75 @@ import torch.nn.functional as F
 from minillm.bert import IGNORE_INDEX, BertConfig, BertForPreTraining, BertModel
 from minillm.bert import mask_tokens, pad_batch
 from minillm.gpt import GPT, GPTConfig
-from minillm.support import check_hf_model, check_number
+from minillm.support import add_to_class, check_attention_mask, check_class_labels
+from minillm.support import check_dataset, check_head, check_hf_model
+from minillm.support import check_choice, check_indices, check_int, check_lora
+from minillm.support import check_lora_layers, check_lora_targets, check_model_data
+from minillm.support import check_number, check_predictions, check_proportion
+from minillm.support import check_token_ids, check_token_labels, check_type
+from minillm.support import check_word_labels
 from minillm.training import train, warmup_cosine
 
 
-def _check_num_labels(num_labels) -> None:
-    if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 2:
-        raise ValueError(f"num_labels must be an int >= 2 (the number of classes), got {num_labels!r}")
-
-
-def _check_labels(labels: torch.Tensor, num_labels: int, ignore_index: int | None = None) -> None:
-    """Labels must be class ids in [0, num_labels) (or ``ignore_index``), not floats or one-hot rows."""
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
-        raise TypeError(f"labels must be a torch.long tensor of class ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
-    valid = labels if ignore_index is None else labels[labels != ignore_index]
-    if valid.numel() and (valid.min() < 0 or valid.max() >= num_labels):
-        bad = valid[(valid < 0) | (valid >= num_labels)][0]
-        raise ValueError(f"label {int(bad)} is outside the {num_labels} classes [0, {num_labels}): "
-                         "is num_labels right, and are the labels numbered from 0?")
-
-
-def _sequence_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
-    """Mean cross-entropy of logits (B, num_labels) against labels (B,), after checking the labels."""
-    _check_labels(labels, num_labels)
-    if labels.shape != logits.shape[:1]:
-        raise ValueError(f"labels must have shape (B,) = {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
+def _sequence_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of logits (B, num_labels) against class ids (B,)."""
+    check_class_labels(labels, logits.shape[1], batch_size=logits.shape[0])
     return F.cross_entropy(logits, labels)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 7: 8.1 Task heads
+# %% notebooks/08_finetuning.ipynb, cell 8: 8.1 Task heads
 POOLINGS = ("cls", "mean")
 
 
-def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+def masked_mean(
+    hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """The mean of ``hidden`` (B, T, d) over the real tokens of each row -> (B, d).
 
-    ``attention_mask`` (B, T): 1 = real token, 0 = padding (default: all real). Padding positions do
-    not count, so padding a text more does not change its mean.
+    ``attention_mask`` (B, T): 1 = real token, 0 = padding (default: all real).
+    Padding positions do not count, so padding a text more does not change its mean.
     """
     if attention_mask is None:
         return hidden.mean(dim=1)
-    if attention_mask.shape != hidden.shape[:2]:
-        raise ValueError(f"attention_mask must have shape (B, T) = {tuple(hidden.shape[:2])}, got {tuple(attention_mask.shape)}")
+    check_attention_mask(attention_mask, hidden.shape[:2])
     weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
-    counts = weights.sum(dim=1)  # (B, 1)
-    if (counts == 0).any():
-        raise ValueError(f"row {int((counts[:, 0] == 0).nonzero()[0])} of attention_mask has no real token to average")
-    return (hidden * weights).sum(dim=1) / counts
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1)  # (B, d)
 
 
+# %% notebooks/08_finetuning.ipynb, cell 10: 8.1 Task heads
 class BertForSequenceClassification(nn.Module):
     """BERT with a classification head: a sentence vector -> dropout -> linear.
 
     The sentence vector depends on ``pooling``:
         ``"cls"`` (the default, BERT's and Hugging Face's): the pooled [CLS] vector,
         tanh(pooler(hidden[:, 0])); the config needs ``add_pooler=True``.
-        ``"mean"``: the mean of the final hidden states over the real (non-padding) tokens
-        (:func:`masked_mean`); the pooler, if any, is not used.
+        ``"mean"``: the mean of the final hidden states over the real (non-padding)
+        tokens (:func:`masked_mean`); the pooler, if any, is not used.
 
-    ``forward(input_ids, token_type_ids=None, attention_mask=None, labels=None) -> (logits, loss)``:
-        input_ids, token_type_ids, attention_mask: (B, T), as for :class:`~minillm.bert.BertModel`
-        (attention_mask: 1 = real token, 0 = padding).
-        labels: optional (B,) class ids in [0, num_labels).
-        Returns logits (B, num_labels) and the mean cross-entropy (None without labels).
+    ``forward(input_ids, token_type_ids=None, attention_mask=None, labels=None)``:
+        input_ids, token_type_ids, attention_mask: (B, T), as for
+        :class:`~minillm.bert.BertModel` (attention_mask: 1 = real token, 0 = padding);
+        labels: optional (B,) class ids in [0, num_labels). Returns ``(logits, loss)``:
+        logits (B, num_labels) and the mean cross-entropy (None without labels).
 
-    Parts (Hugging Face's names): ``bert`` (a :class:`~minillm.bert.BertModel`), ``dropout``,
-    ``classifier`` (Linear(d_model, num_labels)). ``classifier_dropout`` defaults to
-    ``config.dropout``, as in Hugging Face.
+    Parts (Hugging Face's names): ``bert`` (a :class:`~minillm.bert.BertModel`),
+    ``dropout``, ``classifier`` (Linear(d_model, num_labels)). ``classifier_dropout``
+    defaults to ``config.dropout``, as in Hugging Face.
     """
 
-    def __init__(self, config: BertConfig, num_labels: int = 2, classifier_dropout: float | None = None,
-                 pooling: str = "cls"):
+    def __init__(
+        self,
+        config: BertConfig,
+        num_labels: int = 2,
+        classifier_dropout: float | None = None,
+        pooling: str = "cls",
+    ):
         super().__init__()
-        _check_num_labels(num_labels)
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if pooling == "cls" and not config.add_pooler:
-            raise ValueError("pooling='cls' reads the pooled [CLS] vector: the config needs add_pooler=True "
-                             "(or use pooling='mean')")
+        check_head(config, BertConfig, num_labels, pooling, POOLINGS)
         self.config, self.num_labels, self.pooling = config, num_labels, pooling
         self.bert = BertModel(config)
-        self.dropout = nn.Dropout(config.dropout if classifier_dropout is None else classifier_dropout)
+        p = config.dropout if classifier_dropout is None else classifier_dropout
+        self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.d_model, num_labels)
         nn.init.normal_(self.classifier.weight, std=config.init_std)
         nn.init.zeros_(self.classifier.bias)
@@ -122,8 +107,9 @@ class BertForSequenceClassification(nn.Module):
     def extra_repr(self) -> str:
         return f"pooling={self.pooling!r}"
 
+    # %% notebooks/08_finetuning.ipynb, cell 12: 8.1 Task heads
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
-        hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)  # (B, T, d)
+        hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)
         if self.pooling == "mean":
             pooled = masked_mean(hidden, attention_mask)  # (B, d_model)
         else:
@@ -131,83 +117,99 @@ class BertForSequenceClassification(nn.Module):
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         if labels is None:
             return logits, None
-        return logits, _sequence_loss(logits, labels, self.num_labels)
+        return logits, _sequence_loss(logits, labels)
 
+    # %% notebooks/08_finetuning.ipynb, cell 14: 8.1 Task heads
     @classmethod
-    def from_pretraining(cls, pretrained: BertForPreTraining | BertModel, num_labels: int = 2,
-                         classifier_dropout: float | None = None, pooling: str = "cls") -> "BertForSequenceClassification":
-        """A classifier whose encoder is a copy of ``pretrained``'s (its heads are dropped); the new
-        classifier layer starts from BERT's random initialisation. ``pooling``: as in the constructor."""
-        encoder = pretrained.bert if isinstance(pretrained, BertForPreTraining) else pretrained
-        if not isinstance(encoder, BertModel):
-            raise TypeError(f"expected a BertForPreTraining or a BertModel, got {type(pretrained).__name__}")
+    def from_pretraining(
+        cls,
+        pretrained: BertForPreTraining | BertModel,
+        num_labels: int = 2,
+        classifier_dropout: float | None = None,
+        pooling: str = "cls",
+    ) -> "BertForSequenceClassification":
+        """A classifier whose encoder is a copy of ``pretrained``'s (its heads are
+        dropped); the new classifier layer starts from BERT's random initialisation.
+        ``pooling``: as in the constructor."""
+        check_type("pretrained", pretrained, (BertForPreTraining, BertModel))
+        is_pretraining = isinstance(pretrained, BertForPreTraining)
+        encoder = pretrained.bert if is_pretraining else pretrained
         model = cls(encoder.config, num_labels, classifier_dropout, pooling)
         model.bert.load_state_dict(encoder.state_dict())
         return model
 
+    # %% notebooks/08_finetuning.ipynb, cell 14: 8.1 Task heads
     @classmethod
     def from_hf(cls, hf_model) -> "BertForSequenceClassification":
-        """Convert a Hugging Face ``BertForSequenceClassification`` (weights copied, training mode kept)."""
+        """Convert a Hugging Face ``BertForSequenceClassification`` (weights copied,
+        training mode kept)."""
         from minillm.bert import _hf_encoder_names
 
         check_hf_model(hf_model, ("BertForSequenceClassification",))
         hf_config = hf_model.config
-        if getattr(hf_config, "problem_type", None) not in (None, "single_label_classification"):
-            raise ValueError(f"only single-label classification is supported, got problem_type={hf_config.problem_type!r}")
-        model = cls(BertConfig.from_hf(hf_config), hf_config.num_labels, hf_config.classifier_dropout)
-        state = hf_model.state_dict()
-        names = _hf_encoder_names(model.config, "bert", "bert.")
+        problem = getattr(hf_config, "problem_type", None)
+        check_choice("problem_type", problem, (None, "single_label_classification"))
+        config = BertConfig.from_hf(hf_config)
+        model = cls(config, hf_config.num_labels, hf_config.classifier_dropout)
+        names = _hf_encoder_names(config, "bert", "bert.")
         names |= {f"classifier.{p}": f"classifier.{p}" for p in ("weight", "bias")}
+        state = hf_model.state_dict()
         model.load_state_dict({ours: state[theirs] for ours, theirs in names.items()})
         return model.train(hf_model.training)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 13: Token classification: one label per token
+# %% notebooks/08_finetuning.ipynb, cell 20: Token classification: one label per token
 class BertForTokenClassification(nn.Module):
     """BERT with one label per token: every position's vector -> dropout -> linear.
 
-    ``forward(input_ids, token_type_ids=None, attention_mask=None, labels=None) -> (logits, loss)``:
-        logits (B, T, num_labels); labels: optional (B, T) class ids, with ``IGNORE_INDEX`` (-100) at
-        the positions that have no label ([CLS], [SEP], padding, the continuation pieces of a word).
-        The loss is the mean cross-entropy over the labelled positions.
+    ``forward(input_ids, token_type_ids=None, attention_mask=None, labels=None)``:
+        returns ``(logits, loss)``, logits (B, T, num_labels). labels: optional (B, T)
+        class ids, with ``IGNORE_INDEX`` (-100) at the positions that have no label
+        ([CLS], [SEP], padding, the continuation pieces of a word). The loss is the
+        mean cross-entropy over the labelled positions.
 
-    Parts: ``bert`` (no pooler is used), ``dropout``, ``classifier`` (Linear(d_model, num_labels)).
+    Parts: ``bert`` (no pooler is used), ``dropout``, ``classifier``
+    (Linear(d_model, num_labels)).
     """
 
-    def __init__(self, config: BertConfig, num_labels: int, classifier_dropout: float | None = None):
+    def __init__(
+        self,
+        config: BertConfig,
+        num_labels: int,
+        classifier_dropout: float | None = None,
+    ):
         super().__init__()
-        _check_num_labels(num_labels)
+        check_head(config, BertConfig, num_labels)
         self.config, self.num_labels = config, num_labels
         self.bert = BertModel(config)
-        self.dropout = nn.Dropout(config.dropout if classifier_dropout is None else classifier_dropout)
+        p = config.dropout if classifier_dropout is None else classifier_dropout
+        self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.d_model, num_labels)
         nn.init.normal_(self.classifier.weight, std=config.init_std)
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
-        hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)  # (B, T, d)
+        hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)
         logits = self.classifier(self.dropout(hidden))  # (B, T, num_labels)
         if labels is None:
             return logits, None
-        if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
-            raise ValueError(f"labels must have the shape of input_ids, {tuple(input_ids.shape)}, "
-                             f"got {tuple(getattr(labels, 'shape', ()))}")
-        _check_labels(labels, self.num_labels, ignore_index=IGNORE_INDEX)
-        if not (labels != IGNORE_INDEX).any():
-            raise ValueError(f"every label is IGNORE_INDEX ({IGNORE_INDEX}): there is no token to learn from")
-        return logits, F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        check_token_labels(labels, input_ids, self.num_labels, IGNORE_INDEX)
+        flat = logits.flatten(0, 1), labels.flatten()  # (B * T, num_labels), (B * T,)
+        return logits, F.cross_entropy(*flat, ignore_index=IGNORE_INDEX)
 
 
-def align_word_labels(word_ids: Sequence[int | None], word_labels: Sequence[int]) -> list[int]:
-    """One label per token from one label per word: the first piece of each word gets the word's label,
-    every other position (special tokens, ``##`` continuation pieces) gets ``IGNORE_INDEX``.
+# %% notebooks/08_finetuning.ipynb, cell 22: Token classification: one label per token
+def align_word_labels(
+    word_ids: Sequence[int | None], word_labels: Sequence[int]
+) -> list[int]:
+    """One label per token from one label per word: the first piece of each word gets
+    the word's label, every other position (special tokens, ``##`` continuation pieces)
+    gets ``IGNORE_INDEX``.
 
-    ``word_ids`` is ``Encoding.word_ids`` of the ``tokenizers`` library: for each token, the index of
-    the word it comes from, or None for a special token.
+    ``word_ids`` is ``Encoding.word_ids`` of the ``tokenizers`` library: for each token,
+    the index of the word it comes from, or None for a special token.
     """
-    n_words = 1 + max((w for w in word_ids if w is not None), default=-1)
-    if len(word_labels) != n_words:
-        raise ValueError(f"got {len(word_labels)} word labels for a text of {n_words} words")
+    check_word_labels(word_ids, word_labels)
     out, previous = [], None
     for w in word_ids:
         out.append(IGNORE_INDEX if w is None or w == previous else int(word_labels[w]))
@@ -215,276 +217,243 @@ def align_word_labels(word_ids: Sequence[int | None], word_labels: Sequence[int]
     return out
 
 
-# %% notebooks/08_finetuning.ipynb, cell 19: A GPT classifier: read the last real token
-def _right_padded_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B,) number of real tokens per row of a (B, T) mask of 1s followed by 0s; ValueError otherwise."""
-    if attention_mask.dim() != 2:
-        raise ValueError(f"attention_mask must have shape (B, T), got {tuple(attention_mask.shape)}")
-    mask = attention_mask.long()
-    if ((mask != 0) & (mask != 1)).any():
-        raise ValueError("attention_mask must hold only 1 (real token) and 0 (padding)")
-    lengths = mask.sum(dim=1)
-    if (lengths == 0).any():
-        raise ValueError(f"row {int((lengths == 0).nonzero()[0])} of attention_mask has no real token")
-    expected = (torch.arange(mask.shape[1], device=mask.device) < lengths[:, None]).long()
-    if not torch.equal(mask, expected):
-        raise ValueError("the GPT classifier needs padding on the right (1s, then 0s, in every row of "
-                         "attention_mask): with left padding, positions and the last token would be wrong")
-    return lengths
-
-
+# %% notebooks/08_finetuning.ipynb, cell 28: A GPT classifier: read the last real token
 class GPTForSequenceClassification(nn.Module):
-    """A GPT with a classification head on the hidden state of the last real (non-padding) token.
+    """A GPT with a classification head on the hidden state of the last real
+    (non-padding) token.
 
-    In a causal model only the last token has read the whole text, so that is the one to classify;
-    with padding on the right, the padding comes after it and cannot change it.
+    In a causal model only the last token has read the whole text, so that is the one
+    to classify; with padding on the right, the padding comes after it and cannot
+    change it.
 
     ``forward(input_ids, attention_mask=None, labels=None) -> (logits, loss)``:
-        input_ids: (B, T) token ids, padded on the right; attention_mask: (B, T), 1 = real token,
-        0 = padding (default: all real); labels: optional (B,) class ids.
-        Returns logits (B, num_labels) and the mean cross-entropy (None without labels).
+        input_ids: (B, T) token ids, padded on the right; attention_mask: (B, T),
+        1 = real token, 0 = padding (default: all real); labels: optional (B,) class
+        ids. Returns logits (B, num_labels) and the mean cross-entropy (None without
+        labels).
 
-    Parts: ``gpt`` (a :class:`~minillm.gpt.GPT`; its ``lm_head`` is not used) and ``score``
-    (Linear(d_model, num_labels), without bias, as Hugging Face's ``GPT2ForSequenceClassification``).
+    Parts: ``gpt`` (a :class:`~minillm.gpt.GPT`; its ``lm_head`` is not used) and
+    ``score`` (Linear(d_model, num_labels), without bias, as Hugging Face's
+    ``GPT2ForSequenceClassification``).
     """
 
     def __init__(self, config: GPTConfig, num_labels: int = 2):
         super().__init__()
-        _check_num_labels(num_labels)
+        check_head(config, GPTConfig, num_labels)
         self.config, self.num_labels = config, num_labels
         self.gpt = GPT(config)
         self.score = nn.Linear(config.d_model, num_labels, bias=False)
         nn.init.normal_(self.score.weight, std=0.02)
 
+    # %% notebooks/08_finetuning.ipynb, cell 30: A GPT classifier: read the last real token
     def forward(self, input_ids, attention_mask=None, labels=None):
-        hidden = self.gpt.hidden_states(input_ids)  # GPT's trunk: (B, T, d_model), after ln_f
+        hidden = self.gpt.hidden_states(input_ids)  # GPT's trunk: (B, T, d_model)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        elif not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must have the shape of input_ids, {tuple(input_ids.shape)}")
-        last = _right_padded_lengths(attention_mask) - 1  # (B,) index of the last real token
-        logits = self.score(hidden[torch.arange(len(last), device=hidden.device), last])  # (B, num_labels)
+        check_attention_mask(attention_mask, input_ids.shape, right_padded=True)
+        last = attention_mask.long().sum(dim=1) - 1  # (B,) index of the last real token
+        rows = torch.arange(len(last), device=hidden.device)
+        logits = self.score(hidden[rows, last])  # (B, num_labels)
         if labels is None:
             return logits, None
-        return logits, _sequence_loss(logits, labels, self.num_labels)
+        return logits, _sequence_loss(logits, labels)
 
+    # %% notebooks/08_finetuning.ipynb, cell 30: A GPT classifier: read the last real token
     @classmethod
     def from_gpt(cls, gpt: GPT, num_labels: int = 2) -> "GPTForSequenceClassification":
-        """A classifier whose body is a copy of a (pretrained) :class:`~minillm.gpt.GPT`."""
-        if not isinstance(gpt, GPT):
-            raise TypeError(f"expected a minillm.gpt.GPT, got {type(gpt).__name__}")
+        """A classifier whose body is a copy of a (pretrained)
+        :class:`~minillm.gpt.GPT`."""
+        check_type("gpt", gpt, GPT)
         model = cls(gpt.config, num_labels)
         model.gpt.load_state_dict(gpt.state_dict())
         return model
 
 
-# %% notebooks/08_finetuning.ipynb, cell 27: 8.2 The task: SST-2
+# %% notebooks/08_finetuning.ipynb, cell 38: 8.2 The task: SST-2
 class ClassificationDataset:
     """Texts tokenized once, with their class labels, served as padded batches.
 
-    Args:
-        texts: N strings. labels: N class ids in [0, num_labels).
-        tokenizer: a ``tokenizers.Tokenizer``; with BERT's template (as from
-            :func:`minillm.tokenization.train_wordpiece`) each text becomes ``[CLS] text [SEP]``.
-        num_labels: the number of classes.
-        max_len: texts of more tokens are cut to ``max_len`` (their final ``[SEP]`` is kept);
-            ``n_truncated`` says how many were cut.
-        pad_token_id: default: the tokenizer's ``[PAD]``.
-
-    Attributes: ``ids`` (N lists of token ids), ``labels`` (N,) long tensor, ``lengths`` (N,),
+    ``texts``: N strings; ``labels``: N class ids in [0, num_labels); ``tokenizer``: a
+    ``tokenizers.Tokenizer`` (with BERT's template, as from
+    :func:`~minillm.tokenization.train_wordpiece`, a text becomes ``[CLS] text [SEP]``).
+    Texts of more than ``max_len`` tokens are cut (keeping their final ``[SEP]``);
+    ``n_truncated`` counts them. ``pad_token_id`` defaults to the tokenizer's ``[PAD]``.
+    Attributes: ``ids`` (N lists of token ids), ``labels`` (N,), ``lengths`` (N,),
     ``vocab_size`` (the tokenizer's, checked against the model's by :func:`fine_tune`).
-    A batch is a dict of ``input_ids`` and ``attention_mask`` (B, T), and ``labels`` (B,).
     """
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer, *, num_labels: int = 2,
-                 max_len: int = 64, pad_token_id: int | None = None):
-        _check_num_labels(num_labels)
-        if isinstance(texts, str):
-            raise TypeError("texts must be a sequence of strings, got one str")
-        if len(texts) == 0:
-            raise ValueError("the dataset is empty: no texts were given")
-        if isinstance(labels, torch.Tensor):
-            labels = labels.tolist()  # a long tensor gives ints; a float tensor, floats (refused below)
-        if len(texts) != len(labels):
-            raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
-        if not all(isinstance(y, int) and not isinstance(y, bool) for y in labels):
-            bad = next(y for y in labels if not isinstance(y, int) or isinstance(y, bool))
-            raise TypeError(f"labels must be ints (class ids), got {bad!r}; map label names to 0..num_labels-1 first")
-        if not isinstance(max_len, int) or max_len < 2:
-            raise ValueError(f"max_len must be an int >= 2, got {max_len!r}")
-        self.labels = torch.tensor(list(labels), dtype=torch.long)
-        _check_labels(self.labels, num_labels)
-        self.num_labels, self.max_len, self.texts = num_labels, max_len, list(texts)
+    def __init__(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        tokenizer,
+        *,
+        num_labels: int = 2,
+        max_len: int = 64,
+        pad_token_id: int | None = None,
+    ):
+        if isinstance(labels, torch.Tensor):  # a float tensor gives floats: refused
+            labels = labels.tolist()
+        check_dataset(texts, labels, tokenizer, num_labels, max_len, pad_token_id)
+        self.texts, self.labels = list(texts), torch.tensor(labels, dtype=torch.long)
+        self.num_labels, self.max_len = num_labels, max_len
         self.vocab_size = tokenizer.get_vocab_size()
-        sep = tokenizer.token_to_id("[SEP]")
-        self.pad_token_id = tokenizer.token_to_id("[PAD]") if pad_token_id is None else pad_token_id
-        if self.pad_token_id is None:
-            raise ValueError("the tokenizer has no [PAD] token: pass pad_token_id")
+        pad, sep = tokenizer.token_to_id("[PAD]"), tokenizer.token_to_id("[SEP]")
+        self.pad_token_id = pad if pad_token_id is None else pad_token_id
         self.ids, self.n_truncated = [], 0
         for enc in tokenizer.encode_batch(self.texts):
             ids = enc.ids
             if len(ids) > max_len:
                 self.n_truncated += 1
-                ids = ids[: max_len - 1] + [ids[-1]] if ids[-1] == sep else ids[:max_len]
+                keep = [sep] if ids[-1] == sep else []  # the final [SEP]
+                ids = ids[: max_len - len(keep)] + keep
             self.ids.append(ids)
         self.lengths = torch.tensor([len(ids) for ids in self.ids])
 
+    # %% notebooks/08_finetuning.ipynb, cell 40: 8.2 The task: SST-2
     def __len__(self) -> int:
         return len(self.ids)
 
+    # %% notebooks/08_finetuning.ipynb, cell 40: 8.2 The task: SST-2
     def subset(self, indices) -> "ClassificationDataset":
         """The examples at ``indices`` (a copy that shares the token lists)."""
         indices = torch.as_tensor(indices, dtype=torch.long)
-        if indices.numel() == 0:
-            raise ValueError("the subset is empty: no indices were given")
+        check_indices(indices, len(self))
         out = copy.copy(self)
         out.ids = [self.ids[i] for i in indices.tolist()]
         out.texts = [self.texts[i] for i in indices.tolist()]
         out.labels, out.lengths = self.labels[indices], self.lengths[indices]
         return out
 
+    # %% notebooks/08_finetuning.ipynb, cell 40: 8.2 The task: SST-2
     def batch(self, indices) -> dict[str, torch.Tensor]:
         """The examples at ``indices`` padded to the longest of them."""
         indices = torch.as_tensor(indices, dtype=torch.long).tolist()
-        padded = pad_batch([(self.ids[i], [0] * len(self.ids[i])) for i in indices], pad_token_id=self.pad_token_id)
-        return {"input_ids": padded["input_ids"], "attention_mask": padded["attention_mask"], "labels": self.labels[indices]}
+        examples = [(self.ids[i], [0] * len(self.ids[i])) for i in indices]
+        padded = pad_batch(examples, pad_token_id=self.pad_token_id)
+        return {
+            "input_ids": padded["input_ids"],
+            "attention_mask": padded["attention_mask"],
+            "labels": self.labels[indices],
+        }
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
-                ) -> Iterator[dict[str, torch.Tensor]]:
-        """One pass over the data. Without ``shuffle``: in order. With ``shuffle``: in random batches of
-        examples of similar length (random order, sorted by length within windows of 50 batches, batches
-        shuffled), which wastes little compute on padding."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    # %% notebooks/08_finetuning.ipynb, cell 42: 8.2 The task: SST-2
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """One pass over the data. Without ``shuffle``: in order. With ``shuffle``: in
+        random batches of examples of similar length (random order, sorted by length
+        within windows of 50 batches, batches shuffled), which wastes little compute on
+        padding."""
+        check_int("batch_size", batch_size)
         if not shuffle:
-            order = [torch.arange(i, min(i + batch_size, len(self))) for i in range(0, len(self), batch_size)]
+            order = torch.arange(len(self)).split(batch_size)
         else:
             perm = torch.randperm(len(self), generator=generator)
             order, window = [], 50 * batch_size
             for start in range(0, len(perm), window):
-                chunk = perm[start:start + window]
+                chunk = perm[start : start + window]
                 chunk = chunk[self.lengths[chunk].argsort(stable=True)]
                 order += list(chunk.split(batch_size))
-            order = [order[i] for i in torch.randperm(len(order), generator=generator).tolist()]
+            shuffled = torch.randperm(len(order), generator=generator).tolist()
+            order = [order[i] for i in shuffled]
         for indices in order:
             yield self.batch(indices)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 32: 8.3 Baselines
+# %% notebooks/08_finetuning.ipynb, cell 47: 8.3 Baselines
 class BagOfWordsClassifier(nn.Module):
-    """Logistic regression on token counts: ``logits = sum over the real tokens of W[token] + b``.
+    """Logistic regression on token counts: ``logits = sum over the real tokens of
+    W[token] + b``.
 
-    The order of the tokens is ignored. ``forward(input_ids, attention_mask=None, labels=None)``:
-    (B, T) ids and mask (1 = real token) -> ``(logits (B, num_labels), loss)``. Parameters: ``weight``
-    (vocab_size, num_labels), one score per class for every token, and ``bias`` (num_labels,).
+    The order of the tokens is ignored. ``forward(input_ids, attention_mask=None,
+    labels=None)``: (B, T) ids and mask (1 = real token) -> ``(logits, loss)``, logits
+    (B, num_labels). Parameters: ``weight`` (vocab_size, num_labels), one score per
+    class for every token, and ``bias`` (num_labels,).
     """
 
     def __init__(self, vocab_size: int, num_labels: int = 2):
         super().__init__()
-        _check_num_labels(num_labels)
+        check_int("vocab_size", vocab_size)
+        check_int("num_labels", num_labels, minimum=2)
         self.vocab_size, self.num_labels = vocab_size, num_labels
         self.weight = nn.Parameter(torch.zeros(vocab_size, num_labels))
         self.bias = nn.Parameter(torch.zeros(num_labels))
 
     def forward(self, input_ids, attention_mask=None, labels=None):
-        if input_ids.dtype != torch.long or input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be a (B, T) torch.long tensor, got {input_ids.dtype} {tuple(input_ids.shape)}")
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.vocab_size):
-            raise ValueError(f"token ids must lie in [0, {self.vocab_size}), got up to {int(input_ids.max())}")
+        check_token_ids("input_ids", input_ids, self.vocab_size)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        logits = (self.weight[input_ids] * mask[..., None]).sum(dim=1) + self.bias  # (B, num_labels)
+        scores = self.weight[input_ids] * mask[..., None]  # (B, T, num_labels)
+        logits = scores.sum(dim=1) + self.bias  # (B, num_labels)
         if labels is None:
             return logits, None
-        return logits, _sequence_loss(logits, labels, self.num_labels)
+        return logits, _sequence_loss(logits, labels)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 34: 8.3 Baselines
-def _model_vocab_size(model: nn.Module) -> int | None:
-    config = getattr(model, "config", None)
-    return getattr(config, "vocab_size", getattr(model, "vocab_size", None))
+# %% notebooks/08_finetuning.ipynb, cell 49: 8.3 Baselines
+def fine_tune(
+    model: nn.Module,
+    data: ClassificationDataset,
+    *,
+    epochs: int = 3,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    weight_decay: float = 0.01,
+    warmup: float = 0.1,
+    generator: torch.Generator | None = None,
+    device=None,
+):
+    """Train the parameters of ``model`` that require gradients on ``data`` and return
+    the :class:`~minillm.training.History` of :func:`minillm.training.train`.
 
-
-def _check_vocab(model: nn.Module, data: ClassificationDataset) -> None:
-    if not isinstance(data, ClassificationDataset):
-        raise TypeError(f"data must be a ClassificationDataset, got {type(data).__name__}")
-    vocab_size = _model_vocab_size(model)
-    if vocab_size is not None and vocab_size != data.vocab_size:
-        raise ValueError(f"the tokenizer of the data has {data.vocab_size:,} tokens but the model's vocabulary has "
-                         f"{vocab_size:,}: they must be the same tokenizer the model was built (or pretrained) for")
-    num_labels = getattr(model, "num_labels", None)
-    if num_labels is not None and num_labels != data.num_labels:
-        raise ValueError(f"the model has {num_labels} classes but the data has {data.num_labels}")
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """The number of parameters of ``model`` (a tied tensor counts once); only those with
-    ``requires_grad`` if ``trainable_only``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def fine_tune(model: nn.Module, data: ClassificationDataset, *, epochs: int = 3, lr: float = 1e-3,
-              batch_size: int = 32, weight_decay: float = 0.01, warmup: float = 0.1,
-              generator: torch.Generator | None = None, device=None):
-    """Train the parameters of ``model`` that require gradients on ``data`` and return the
-    :class:`~minillm.training.History` of :func:`minillm.training.train`.
-
-    AdamW, batches of similar lengths in random order, ``epochs`` passes over the data, and the
-    book's schedule, :func:`~minillm.training.warmup_cosine`: a linear warm-up over the first
-    ``warmup`` share of the steps, then a cosine decay to a tenth of the peak. Frozen parameters
-    (``requires_grad=False``) are left as they are.
+    AdamW, batches of similar lengths in random order, ``epochs`` passes over the data,
+    and the schedule of :func:`_train`. Frozen parameters (``requires_grad=False``) are
+    left as they are.
     """
-    _check_vocab(model, data)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("no parameter of the model requires a gradient: there is nothing to train")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    check_model_data(model, data, ClassificationDataset, trainable=True)
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
     steps = epochs * math.ceil(len(data) / batch_size)
-    batches = (b for _ in range(epochs) for b in data.batches(batch_size, shuffle=True, generator=generator))
+    batches = (
+        b
+        for _ in range(epochs)
+        for b in data.batches(batch_size, shuffle=True, generator=generator)
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    return train(model, batches, steps=steps, optimizer=optimizer, device=device,
-                 lr_schedule=_schedule(warmup, steps), progress=False, log=False)
+    return _train(model, batches, steps, optimizer, warmup, device)
 
 
-def _schedule(warmup: float, steps: int):
-    """The book's warm-up and cosine decay, with ``warmup`` a share of the ``steps``."""
+# %% notebooks/08_finetuning.ipynb, cell 51: 8.3 Baselines
+def _train(model, batches, steps, optimizer, warmup, device):
+    """Train quietly for ``steps`` steps with the book's schedule,
+    :func:`~minillm.training.warmup_cosine`: a linear warm-up over the first ``warmup``
+    share of the steps, then a cosine decay to a tenth of the peak. Gradients are
+    clipped to norm 1 (the default of ``train``)."""
     check_number("warmup", warmup, low=0, high=1, high_open=True)
-    return warmup_cosine(min(max(1, round(warmup * steps)), steps - 1), steps)
+    n_warmup = min(max(1, round(warmup * steps)), steps - 1)
+    return train(
+        model,
+        batches,
+        steps=steps,
+        optimizer=optimizer,
+        device=device,
+        lr_schedule=warmup_cosine(n_warmup, steps),
+        progress=False,
+        log=False,
+    )
 
 
-# %% notebooks/08_finetuning.ipynb, cell 35: 8.3 Baselines
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion: ``k`` successes out of ``n`` trials.
-
-    With p = k / n it is ``(p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``; z = 1.96
-    gives a 95% interval. Unlike the normal approximation ``p +- z sqrt(p(1-p)/n)``, it stays inside
-    [0, 1] and is not of width 0 when k = 0 or k = n.
-    """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int (the number of trials), got {n!r}")
-    if not 0 <= k <= n:
-        raise ValueError(f"k must be between 0 and n = {n}, got {k!r}")
-    p, z2 = k / n, z * z
-    center = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return center - half, center + half
-
-
-def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
-    """(num_labels, num_labels) counts: row = true class, column = predicted class."""
-    _check_num_labels(num_labels)
-    if predictions.shape != labels.shape or predictions.dim() != 1:
-        raise ValueError(f"predictions and labels must be (N,) tensors of the same shape, got "
-                         f"{tuple(predictions.shape)} and {tuple(labels.shape)}")
-    _check_labels(labels, num_labels)
-    _check_labels(predictions, num_labels)
-    return torch.bincount(labels * num_labels + predictions, minlength=num_labels**2).reshape(num_labels, num_labels)
-
-
+# %% notebooks/08_finetuning.ipynb, cell 53: 8.3 Baselines
 @dataclass
 class ClassificationResult:
-    """What :func:`evaluate_classifier` measured, per example: ``probs`` (N, num_labels),
-    ``predictions``, ``labels`` and ``losses`` (the cross-entropy of each example), all (N,)."""
+    """What :func:`evaluate_classifier` measured, per example: ``probs``
+    (N, num_labels), ``predictions``, ``labels`` and ``losses`` (the cross-entropy of
+    each example), all (N,)."""
 
     probs: torch.Tensor
     predictions: torch.Tensor
@@ -504,15 +473,19 @@ class ClassificationResult:
         return wilson_interval(self.n_correct, len(self.labels), z)
 
     def confusion(self) -> torch.Tensor:
+        """Counts of (true class, predicted class): see :func:`confusion_matrix`."""
         return confusion_matrix(self.predictions, self.labels, self.probs.shape[1])
 
 
+# %% notebooks/08_finetuning.ipynb, cell 55: 8.3 Baselines
 @torch.no_grad()
-def evaluate_classifier(model: nn.Module, data: ClassificationDataset, batch_size: int = 256,
-                        device=None) -> ClassificationResult:
-    """Run ``model`` (forward returning ``(logits, loss)``) over ``data`` in eval mode, in batches of
-    similar lengths; the results are in the order of ``data``. The training mode is restored."""
-    _check_vocab(model, data)
+def evaluate_classifier(
+    model: nn.Module, data: ClassificationDataset, batch_size: int = 256, device=None
+) -> ClassificationResult:
+    """Run ``model`` (forward returning ``(logits, loss)``) over ``data`` in eval mode,
+    in batches of similar lengths; the results are in the order of ``data``. The
+    training mode is restored."""
+    check_model_data(model, data, ClassificationDataset)
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -520,148 +493,196 @@ def evaluate_classifier(model: nn.Module, data: ClassificationDataset, batch_siz
     logits = torch.empty(len(data), data.num_labels)
     try:
         for indices in order.split(batch_size):
-            batch = {k: v.to(device) for k, v in data.batch(indices).items() if k != "labels"}
-            logits[indices] = model(**batch)[0].float().cpu()
+            batch = data.batch(indices)
+            inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+            logits[indices] = model(**inputs)[0].float().cpu()
     finally:
         model.train(was_training)
-    return ClassificationResult(probs=logits.softmax(-1), predictions=logits.argmax(-1), labels=data.labels,
-                                losses=F.cross_entropy(logits, data.labels, reduction="none"))
+    losses = F.cross_entropy(logits, data.labels, reduction="none")
+    return ClassificationResult(
+        logits.softmax(-1), logits.argmax(-1), data.labels, losses
+    )
 
 
-# %% notebooks/08_finetuning.ipynb, cell 41: 8.4 Pretraining a tiny BERT on unlabelle...
-def pretrain_mlm(model: BertForPreTraining, data: ClassificationDataset, *, steps: int,
-                 special, batch_size: int = 32, lr: float = 2e-3, weight_decay: float = 0.01,
-                 warmup: float = 0.1, generator: torch.Generator | None = None):
-    """Masked-language-model pretraining on the texts of ``data`` (their labels are not
-    used); returns the :class:`~minillm.training.History` of
+# %% notebooks/08_finetuning.ipynb, cell 57: 8.3 Baselines
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a proportion: ``k`` successes out of ``n`` trials.
+
+    With p = k / n it is ``(p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``;
+    z = 1.96 gives a 95% interval. Unlike the normal approximation
+    ``p +- z sqrt(p(1-p)/n)``, it stays inside [0, 1] and is not of width 0 when k = 0
+    or k = n.
+    """
+    check_proportion(k, n)
+    p, z2 = k / n, z * z
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return center - half, center + half
+
+
+# %% notebooks/08_finetuning.ipynb, cell 63: 8.4 Pretraining a tiny BERT on unlabelle...
+def _masked_batches(data, special, batch_size, mlm_probability, generator):
+    """Batches of ``data``, pass after pass, each with new masks (dynamic masking)."""
+    while True:
+        for batch in data.batches(batch_size, shuffle=True, generator=generator):
+            inputs, labels = mask_tokens(
+                batch["input_ids"],
+                mask_token_id=special.mask,
+                vocab_size=data.vocab_size,
+                special_token_ids=special.all(),
+                mlm_probability=mlm_probability,
+                generator=generator,
+            )
+            mask = batch["attention_mask"]
+            yield {"input_ids": inputs, "attention_mask": mask, "labels": labels}
+
+
+# %% notebooks/08_finetuning.ipynb, cell 65: 8.4 Pretraining a tiny BERT on unlabelle...
+def pretrain_mlm(
+    model: BertForPreTraining,
+    data: ClassificationDataset,
+    *,
+    steps: int,
+    special,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    weight_decay: float = 0.01,
+    warmup: float = 0.1,
+    generator: torch.Generator | None = None,
+):
+    """Masked-language-model pretraining on the texts of ``data`` (their labels are
+    not used); returns the :class:`~minillm.training.History` of
     :func:`minillm.training.train` (``train_loss``: the MLM loss of every step).
 
     New masks are drawn for every batch (dynamic masking, as RoBERTa) with chapter 6's
     :func:`~minillm.bert.mask_tokens`; batches of similar length come from
     :meth:`ClassificationDataset.batches`, pass after pass. AdamW and the schedule of
-    :func:`fine_tune`, gradients clipped to norm 1. ``special`` holds the special tokens'
-    ids (:func:`minillm.tokenization.special_token_ids`).
+    :func:`fine_tune`. ``special`` holds the special tokens' ids
+    (:func:`minillm.tokenization.special_token_ids`).
     """
-    _check_vocab(model, data)
-    passes = (batch for _ in itertools.count()
-              for batch in data.batches(batch_size, shuffle=True, generator=generator))
-
-    def masked_batch() -> dict[str, torch.Tensor]:
-        batch = next(passes)
-        inputs, labels = mask_tokens(batch["input_ids"], mask_token_id=special.mask,
-                                     vocab_size=data.vocab_size, special_token_ids=special.all(),
-                                     mlm_probability=model.config.mlm_probability,
-                                     generator=generator)
-        return {"input_ids": inputs, "attention_mask": batch["attention_mask"], "labels": labels}
-
+    check_model_data(model, data, ClassificationDataset)
+    p = model.config.mlm_probability
+    batches = _masked_batches(data, special, batch_size, p, generator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     device = next(model.parameters()).device
-    return train(model, masked_batch, steps=steps, optimizer=optimizer, device=device,
-                 lr_schedule=_schedule(warmup, steps), progress=False, log=False)
+    return _train(model, batches, steps, optimizer, warmup, device)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 55: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 79: 8.6 Linear probe, full fine-tuning and LoRA
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update (LoRA):
 
-    ``y = x W^T + b + (alpha / r) * dropout(x) A^T B^T``, with A (r, in_features) and B (out_features, r).
-    B starts at zero, so at first the layer computes exactly what ``base`` computes. Input
-    (..., in_features), output (..., out_features). ``merged()`` folds the update into one plain Linear.
+    ``y = x W^T + b + (alpha / r) * dropout(x) A^T B^T``, with A (r, in_features) and
+    B (out_features, r). B starts at zero, so at first the layer computes exactly what
+    ``base`` computes. Input (..., in_features), output (..., out_features).
+    ``merged()`` folds the update into one plain Linear.
     """
 
-    def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0):
+    def __init__(
+        self, base: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0
+    ):
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
-        if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-            raise ValueError(f"the rank r must be a positive int, got {r!r}")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_lora(r, alpha, dropout, base)
         self.base, self.r, self.alpha = base, r, alpha
         self.scaling = alpha / r
-        for p in base.parameters():
-            p.requires_grad_(False)
-        w = base.weight
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=w.dtype, device=w.device))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=w.dtype, device=w.device))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear initialises its weight
+        base.requires_grad_(False)
+        like = {"dtype": base.weight.dtype, "device": base.weight.device}
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **like))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **like))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear's weight
         self.dropout = nn.Dropout(dropout)
 
     def extra_repr(self) -> str:
         return f"r={self.r}, alpha={self.alpha}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scaling
+        update = self.dropout(x) @ self.lora_A.T @ self.lora_B.T  # (..., out_features)
+        return self.base(x) + update * self.scaling
 
+    # %% notebooks/08_finetuning.ipynb, cell 99: 8.6 Linear probe, full fine-tuning and LoRA
     @torch.no_grad()
     def merged(self) -> nn.Linear:
-        """A plain Linear with weight ``W + (alpha / r) B A``: the same outputs (without dropout), no extra cost."""
+        """A plain Linear with weight ``W + (alpha / r) B A``: the same outputs (without
+        dropout), no extra cost."""
         base = self.base
-        out = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
-                        device=base.weight.device, dtype=base.weight.dtype)
+        out = nn.Linear(
+            base.in_features,
+            base.out_features,
+            bias=base.bias is not None,
+            device=base.weight.device,
+            dtype=base.weight.dtype,
+        )
         out.weight.copy_(base.weight + self.scaling * self.lora_B @ self.lora_A)
         if base.bias is not None:
             out.bias.copy_(base.bias)
         return out.requires_grad_(False)
 
 
-def _matches(name: str, target: str) -> bool:
-    return name == target or name.endswith("." + target)
+# %% notebooks/08_finetuning.ipynb, cell 81: 8.6 Linear probe, full fine-tuning and LoRA
+def _matches(name: str, targets: Sequence[str]) -> bool:
+    """Whether a module's name is one of ``targets`` or ends with ``"." + target``."""
+    return any(name == t or name.endswith("." + t) for t in targets)
 
 
-def apply_lora(model: nn.Module, r: int = 8, alpha: float = 16.0,
-               target_modules: Sequence[str] = ("q_proj", "v_proj"), *, dropout: float = 0.0,
-               trainable: Sequence[str] = ()) -> nn.Module:
-    """Freeze ``model`` and put a :class:`LoRALinear` around every ``nn.Linear`` named by ``target_modules``.
-
-    A module matches a target if its name is the target or ends with ``"." + target`` (so ``"q_proj"``
-    matches ``bert.blocks.0.attn.q_proj``). Afterwards only the LoRA matrices, and the parameters of the
-    modules named in ``trainable`` (e.g. a new task head, ``("classifier",)``), require gradients.
-    The model is changed in place and returned.
+def apply_lora(
+    model: nn.Module,
+    r: int = 8,
+    alpha: float = 16.0,
+    target_modules: Sequence[str] = ("q_proj", "v_proj"),
+    *,
+    dropout: float = 0.0,
+    trainable: Sequence[str] = (),
+) -> nn.Module:
+    """Freeze ``model`` and put a :class:`LoRALinear` around every ``nn.Linear`` named
+    by ``target_modules`` (a name matches if it is the target or ends with
+    ``"." + target``). Afterwards only the LoRA matrices, and the modules named in
+    ``trainable`` (e.g. a new task head, ``("classifier",)``), require gradients. The
+    model is changed in place and returned.
     """
-    for name, value in (("target_modules", target_modules), ("trainable", trainable)):
-        if isinstance(value, str):
-            raise TypeError(f"{name} must be a list or tuple of names, got the str {value!r}: write ({value!r},)")
-    if not target_modules:
-        raise ValueError("target_modules is empty: name at least one Linear layer, e.g. ('q_proj', 'v_proj')")
-    if any(isinstance(m, LoRALinear) for m in model.modules()):
-        raise ValueError("the model already has LoRA layers: merge_lora() it first")
-    LoRALinear(nn.Linear(1, 1), r, alpha, dropout)  # checks r, alpha and dropout before anything changes
-    linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
-    chosen = [name for name in linears if any(_matches(name, t) for t in target_modules)]
-    if not chosen:
-        names = sorted({name.rsplit(".", 1)[-1] for name in linears})
-        raise ValueError(f"no nn.Linear of the model matches target_modules={list(target_modules)}; "
-                         f"the Linear layers are named {names}")
-    modules = dict(model.named_modules())
-    for t in trainable:
-        if not any(_matches(name, t) for name in modules if name):
-            raise ValueError(f"trainable names {t!r}, which is no module of the model")
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for name in chosen:
-        parent_name, _, child = name.rpartition(".")
-        parent = modules[parent_name] if parent_name else model
-        setattr(parent, child, LoRALinear(linears[name], r, alpha, dropout))
+    check_lora(r, alpha, dropout)
+    check_lora_targets(model, target_modules, trainable, _matches)
+    model.requires_grad_(False)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Linear) and _matches(name, target_modules):
+            parent_name, _, child = name.rpartition(".")
+            lora = LoRALinear(module, r, alpha, dropout)
+            setattr(model.get_submodule(parent_name), child, lora)
     for name, module in model.named_modules():
-        if name and any(_matches(name, t) for t in trainable):
+        if name and _matches(name, trainable):
             module.requires_grad_(True)
-    for module in model.modules():  # a trainable module may hold a LoRA layer: its base stays frozen
+    for module in model.modules():  # a trainable module may hold a LoRA layer:
         if isinstance(module, LoRALinear):
-            module.base.requires_grad_(False)
+            module.base.requires_grad_(False)  # its base stays frozen
     return model
 
 
+# %% notebooks/08_finetuning.ipynb, cell 83: 8.6 Linear probe, full fine-tuning and LoRA
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """The number of parameters of ``model`` (a tied tensor counts once); only those
+    with ``requires_grad`` if ``trainable_only``."""
+    params = model.parameters()  # each tensor once
+    return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
+
+
+# %% notebooks/08_finetuning.ipynb, cell 101: 8.6 Linear probe, full fine-tuning and...
 def merge_lora(model: nn.Module) -> nn.Module:
-    """Replace every :class:`LoRALinear` of ``model`` by its :meth:`~LoRALinear.merged` Linear, in place.
-    The result is the original architecture again, with the same outputs (in eval mode)."""
-    found = [(name, m) for name, m in model.named_modules() if isinstance(m, LoRALinear)]
-    if not found:
-        raise ValueError("the model has no LoRALinear layer to merge (was apply_lora called?)")
-    modules = dict(model.named_modules())
+    """Replace every :class:`LoRALinear` of ``model`` by its :meth:`~LoRALinear.merged`
+    Linear, in place. The result is the original architecture again, with the same
+    outputs (in eval mode)."""
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, LoRALinear)]
+    check_lora_layers(len(found))
     for name, lora in found:
         parent_name, _, child = name.rpartition(".")
-        setattr(modules[parent_name] if parent_name else model, child, lora.merged())
+        setattr(model.get_submodule(parent_name), child, lora.merged())
     return model
+
+
+# %% notebooks/08_finetuning.ipynb, cell 104: 8.7 What the model gets wrong
+def confusion_matrix(
+    predictions: torch.Tensor, labels: torch.Tensor, num_labels: int
+) -> torch.Tensor:
+    """(num_labels, num_labels) counts: row = true class, column = predicted class."""
+    check_predictions(predictions, labels, num_labels)
+    pairs = labels * num_labels + predictions  # one id per (true, predicted) pair
+    counts = torch.bincount(pairs, minlength=num_labels**2)
+    return counts.reshape(num_labels, num_labels)

@@ -569,3 +569,209 @@ def copy_checked(dst, src, name: str) -> None:
         raise ValueError(f"shape mismatch for {name}: the model expects {_shape(dst)}, the "
                          f"checkpoint has {_shape(src)}")
     dst.copy_(src)
+
+
+# Chapter 8: fine-tuning: task heads, classification data, LoRA and the statistics.
+
+__all__ += [
+    "check_head", "check_class_labels", "check_token_labels", "check_word_labels",
+    "check_attention_mask", "check_dataset", "check_indices",
+    "check_model_data", "check_proportion", "check_predictions", "check_lora",
+    "check_lora_targets", "check_lora_layers",
+]
+
+
+def check_head(config, config_type: type, num_labels, pooling: str | None = None,
+               poolings=()) -> None:
+    """The arguments of a task head: a ``config_type`` config, ``num_labels`` >= 2
+    classes and, for a sentence head that pools, one of ``poolings`` that the config
+    supports (``"cls"`` reads the pooler, so it needs ``add_pooler=True``)."""
+    check_type("config", config, config_type)
+    check_int("num_labels", num_labels, minimum=2)
+    if pooling is None:
+        return
+    check_choice("pooling", pooling, poolings)
+    if pooling == "cls" and not config.add_pooler:
+        raise ValueError("pooling='cls' reads the pooled [CLS] vector: the config "
+                         "needs add_pooler=True (or use pooling='mean')")
+
+
+def check_class_labels(labels, num_labels: int, *, batch_size: int | None = None,
+                       ignore_index: int | None = None, name: str = "label") -> None:
+    """Class ids: a torch.long tensor (of shape (batch_size,), if given) of values in
+    [0, num_labels), or ``ignore_index``; not floats, nor one-hot rows."""
+    import torch
+
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
+        got = getattr(labels, "dtype", type(labels).__name__)
+        raise TypeError(f"{name}s must be a torch.long tensor of class ids, got {got}")
+    if batch_size is not None and tuple(labels.shape) != (batch_size,):
+        raise ValueError(f"{name}s must have shape (B,) = ({batch_size},), got "
+                         f"{_shape(labels)}")
+    valid = labels if ignore_index is None else labels[labels != ignore_index]
+    if valid.numel() and (valid.min() < 0 or valid.max() >= num_labels):
+        bad = valid[(valid < 0) | (valid >= num_labels)][0]
+        raise ValueError(f"{name} {int(bad)} is outside the {num_labels} classes "
+                         f"[0, {num_labels}): is num_labels right, and are the {name}s "
+                         "numbered from 0?")
+
+
+def check_token_labels(labels, input_ids, num_labels: int,
+                       ignore_index: int = -100) -> None:
+    """Token-classification labels: the shape of ``input_ids``, class ids or
+    ``ignore_index``, and at least one position that is labelled."""
+    check_same_shape("labels", labels, "input_ids", input_ids)
+    check_class_labels(labels, num_labels, ignore_index=ignore_index)
+    if not (labels != ignore_index).any():
+        raise ValueError(f"every label is IGNORE_INDEX ({ignore_index}): there is no "
+                         "token to learn from")
+
+
+def check_word_labels(word_ids, word_labels) -> None:
+    """One label for each word that ``word_ids`` (one word index or None per token)
+    names."""
+    n_words = 1 + max((w for w in word_ids if w is not None), default=-1)
+    if len(word_labels) != n_words:
+        raise ValueError(f"got {len(word_labels)} word labels for a text of {n_words} "
+                         "words")
+
+
+def check_attention_mask(mask, shape, *, right_padded: bool = False) -> None:
+    """A (B, T) = ``shape`` mask of 1 (real token) and 0 (padding) with a real token in
+    every row; with ``right_padded``, each row is 1s followed by 0s."""
+    import torch
+
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"attention_mask must have shape (B, T) = {tuple(shape)}, got "
+                         f"{_shape(mask)}")
+    mask = mask.long()
+    if ((mask != 0) & (mask != 1)).any():
+        raise ValueError("attention_mask must hold only 1 (real token) and 0 (padding)")
+    lengths = mask.sum(dim=1)
+    if (lengths == 0).any():
+        row = int((lengths == 0).nonzero()[0])
+        raise ValueError(f"row {row} of attention_mask has no real token")
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    if right_padded and not torch.equal(mask, (positions < lengths[:, None]).long()):
+        raise ValueError("the GPT classifier needs padding on the right (1s, then "
+                         "0s, in every row of attention_mask): with left padding, "
+                         "positions and the last token would be wrong")
+
+
+def check_dataset(texts, labels, tokenizer, num_labels, max_len,
+                              pad_token_id) -> None:
+    """The arguments of ``ClassificationDataset``: N > 0 strings, N int class ids in
+    [0, num_labels), ``max_len`` >= 2 and a padding id (given, or the tokenizer's
+    ``[PAD]``)."""
+    import torch
+
+    check_int("num_labels", num_labels, minimum=2)
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, got one str")
+    if len(texts) == 0:
+        raise ValueError("the dataset is empty: no texts were given")
+    if len(texts) != len(labels):
+        raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
+    for y in labels:
+        if not isinstance(y, int) or isinstance(y, bool):
+            raise TypeError(f"labels must be ints (class ids), got {y!r}; map label "
+                            "names to 0..num_labels-1 first")
+    check_class_labels(torch.tensor(list(labels)), num_labels)
+    check_int("max_len", max_len, minimum=2)
+    if pad_token_id is None and tokenizer.token_to_id("[PAD]") is None:
+        raise ValueError("the tokenizer has no [PAD] token: pass pad_token_id")
+
+
+def check_indices(indices, n: int) -> None:
+    """A non-empty (N,) tensor of indices into a dataset of ``n`` examples."""
+    if indices.numel() == 0:
+        raise ValueError("the subset is empty: no indices were given")
+    if indices.dim() != 1 or indices.min() < 0 or indices.max() >= n:
+        raise ValueError(f"indices must be a list of positions in [0, {n}), got "
+                         f"{indices.tolist()[:10]}")
+
+
+def check_model_data(model, data, dataset_type: type, *,
+                     trainable: bool = False) -> None:
+    """A model and a ``dataset_type`` dataset that agree on the vocabulary (the model's
+    ``config.vocab_size`` or ``vocab_size``) and the number of classes; with
+    ``trainable``, some parameter of the model requires a gradient."""
+    check_type("data", data, dataset_type)
+    config = getattr(model, "config", None)
+    vocab_size = getattr(config, "vocab_size", getattr(model, "vocab_size", None))
+    if vocab_size is not None and vocab_size != data.vocab_size:
+        raise ValueError(
+            f"the tokenizer of the data has {data.vocab_size:,} tokens but the model's "
+            f"vocabulary has {vocab_size:,}: they must be the same tokenizer the model "
+            "was built (or pretrained) for")
+    num_labels = getattr(model, "num_labels", None)
+    if num_labels is not None and num_labels != data.num_labels:
+        raise ValueError(f"the model has {num_labels} classes but the data has "
+                         f"{data.num_labels}")
+    if trainable and not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("no parameter of the model requires a gradient: there is "
+                         "nothing to train")
+
+
+def check_proportion(k, n) -> None:
+    """``k`` successes out of ``n`` >= 1 trials."""
+    check_int("n", n)
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
+        raise ValueError(f"k must be an int between 0 and n = {n}, got {k!r}")
+
+
+def check_predictions(predictions, labels, num_labels) -> None:
+    """Predicted and true class ids, two (N,) tensors of values in [0, num_labels)."""
+    check_int("num_labels", num_labels, minimum=2)
+    if (not hasattr(predictions, "shape") or not hasattr(labels, "shape")
+            or predictions.shape != labels.shape or len(labels.shape) != 1):
+        raise ValueError(f"predictions and labels must be (N,) tensors of the same "
+                         f"shape, got {_shape(predictions)} and {_shape(labels)}")
+    check_class_labels(labels, num_labels)
+    check_class_labels(predictions, num_labels, name="prediction")
+
+
+def check_lora(r, alpha, dropout, base=None) -> None:
+    """LoRA's rank ``r`` >= 1, ``alpha`` > 0 and ``dropout`` in [0, 1); ``base``, if
+    given, is the ``nn.Linear`` that a ``LoRALinear`` wraps."""
+    from torch import nn
+
+    if base is not None and not isinstance(base, nn.Linear):
+        raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ValueError(f"the rank r must be a positive int, got {r!r}")
+    check_number("alpha", alpha, low=0, low_open=True)
+    check_dropout(dropout)
+
+
+def check_lora_targets(model, target_modules, trainable, matches: Callable) -> None:
+    """The names given to ``apply_lora``: lists of names, ``target_modules`` matching at
+    least one ``nn.Linear`` and each name of ``trainable`` a module, by the rule
+    ``matches(module_name, names)``; and a model without LoRA layers yet."""
+    from torch import nn
+
+    for name, value in (("target_modules", target_modules), ("trainable", trainable)):
+        if isinstance(value, str):
+            raise TypeError(f"{name} must be a list or tuple of names, got the str "
+                            f"{value!r}: write ({value!r},)")
+    if not target_modules:
+        raise ValueError("target_modules is empty: name at least one Linear layer, "
+                         "e.g. ('q_proj', 'v_proj')")
+    if any(name.endswith("lora_A") for name, _ in model.named_parameters()):
+        raise ValueError("the model already has LoRA layers: merge_lora() it first")
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not any(matches(name, target_modules) for name in linears):
+        names = sorted({name.rsplit(".", 1)[-1] for name in linears})
+        raise ValueError(f"no nn.Linear of the model matches target_modules="
+                         f"{list(target_modules)}; the Linear layers are named {names}")
+    modules = [name for name, _ in model.named_modules() if name]
+    for t in trainable:
+        if not any(matches(name, (t,)) for name in modules):
+            raise ValueError(f"trainable names {t!r}, which is no module of the model")
+
+
+def check_lora_layers(n_layers: int) -> None:
+    """``merge_lora`` found LoRA layers to merge."""
+    if n_layers == 0:
+        raise ValueError("the model has no LoRALinear layer to merge (was apply_lora "
+                         "called?)")

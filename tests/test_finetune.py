@@ -139,7 +139,7 @@ def test_sequence_classifier_errors():
         clf(ids, types, mask, labels=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="outside the vocabulary"):
         clf(torch.full((1, 4), 60), labels=torch.tensor([0]))
-    with pytest.raises(TypeError, match="BertForPreTraining or a BertModel"):
+    with pytest.raises(TypeError, match="pretrained must be a BertForPreTraining or BertModel"):
         BertForSequenceClassification.from_pretraining(nn.Linear(2, 2))
 
 
@@ -279,7 +279,7 @@ def test_gpt_classifier_from_gpt_and_errors():
         model(ids, attention_mask=torch.tensor([[1, 2, 0]]))
     with pytest.raises(ValueError, match="label 2"):
         model(ids, labels=torch.tensor([2]))
-    with pytest.raises(TypeError, match="minillm.gpt.GPT"):
+    with pytest.raises(TypeError, match="gpt must be a GPT, got BertModel"):
         GPTForSequenceClassification.from_gpt(BertModel(TINY))
 
 
