@@ -20,27 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def _check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
-    """Fail early, with a readable message, on token ids a bigram model cannot use."""
-    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
-        raise TypeError(
-            f"{name} must be a torch.long tensor, got "
-            f"{getattr(ids, 'dtype', type(ids))}"
-        )
-    if ids.dim() != 1:
-        raise ValueError(
-            f"{name} must be 1-D (one sequence), got shape {tuple(ids.shape)}"
-        )
-    if len(ids) < 2:
-        raise ValueError(
-            f"{name} needs at least 2 tokens to contain a bigram, got {len(ids)}"
-        )
-    if ids.min() < 0 or ids.max() >= vocab_size:
-        raise ValueError(
-            f"{name} must lie in [0, {vocab_size}), found values from {int(ids.min())} "
-            f"to {int(ids.max())}"
-        )
+from minillm.support import check_bigram_counts, check_bigram_ids, check_same_shape
+from minillm.support import check_token_id, check_token_ids
 
 
 def count_bigrams(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -52,11 +33,10 @@ def count_bigrams(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     Returns:
         (vocab_size, vocab_size) int64 counts, summing to N - 1.
     """
-    _check_ids(ids, vocab_size)
+    check_bigram_ids("ids", ids, vocab_size)
     pair_index = ids[:-1] * vocab_size + ids[1:]  # one integer per pair (a, b)
-    return torch.bincount(pair_index, minlength=vocab_size * vocab_size).view(
-        vocab_size, vocab_size
-    )
+    counts = torch.bincount(pair_index, minlength=vocab_size * vocab_size)
+    return counts.view(vocab_size, vocab_size)
 
 
 # %% notebooks/01_background.ipynb, cell 19: 1.3 A bigram model by counting
@@ -68,25 +48,16 @@ def bigram_probabilities(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tens
     token never seen would be 0/0, so every token must then occur at least once before
     the last position).
     """
-    if counts.dim() != 2 or counts.shape[0] != counts.shape[1]:
-        raise ValueError(
-            f"counts must be a square (V, V) matrix, got shape {tuple(counts.shape)}"
-        )
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    check_bigram_counts(counts, alpha)
     smoothed = counts.double() + alpha
     row_sums = smoothed.sum(dim=1, keepdim=True)
-    if (row_sums == 0).any():
-        raise ValueError(
-            "a row of counts is all zero and alpha = 0: its probabilities are undefined"
-        )
     return smoothed / row_sums
 
 
 def bigram_nll(probs: torch.Tensor, ids: torch.Tensor) -> float:
     """Mean negative log-likelihood (nats per token) of the N - 1 transitions of ``ids``
     under a (V, V) table."""
-    _check_ids(ids, probs.shape[0])
+    check_bigram_ids("ids", ids, probs.shape[0])
     return float(-probs[ids[:-1], ids[1:]].log().mean())
 
 
@@ -99,15 +70,11 @@ def sample_bigram(
 ) -> torch.Tensor:
     """Draw ``n_tokens`` tokens after ``start`` from a (V, V) bigram table; returns
     (n_tokens + 1,) ids."""
-    if not 0 <= start < probs.shape[0]:
-        raise ValueError(
-            f"start must be a token id in [0, {probs.shape[0]}), got {start}"
-        )
+    check_token_id("start", start, probs.shape[0])
     out = [start]
     for _ in range(n_tokens):
-        out.append(
-            int(torch.multinomial(probs[out[-1]].float(), 1, generator=generator))
-        )
+        next_id = torch.multinomial(probs[out[-1]].float(), 1, generator=generator)
+        out.append(int(next_id))
     return torch.tensor(out, dtype=torch.long)
 
 
@@ -127,32 +94,13 @@ class NeuralBigram(nn.Module):
         self.logits_table = nn.Embedding(vocab_size, vocab_size)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        _check_batch(idx, targets, self.vocab_size)
+        check_token_ids("idx", idx, self.vocab_size)
         logits = self.logits_table(idx)  # (B, T, V)
         if targets is None:
             return logits, None
+        check_same_shape("targets", targets, "idx", idx)
         loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
         return logits, loss
-
-
-def _check_batch(
-    idx: torch.Tensor, targets: torch.Tensor | None, vocab_size: int
-) -> None:
-    if idx.dtype != torch.long or idx.dim() != 2:
-        raise ValueError(
-            f"idx must be a (B, T) torch.long tensor, got {idx.dtype} of shape "
-            f"{tuple(idx.shape)}"
-        )
-    if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
-        raise ValueError(
-            f"token ids must lie in [0, {vocab_size}), got values up to "
-            f"{int(idx.max())}"
-        )
-    if targets is not None and targets.shape != idx.shape:
-        raise ValueError(
-            f"targets must have the shape of idx {tuple(idx.shape)}, got "
-            f"{tuple(targets.shape)}"
-        )
 
 
 # %% notebooks/01_background.ipynb, cell 50: 1.6 Common misconception: the "GPT objec...
@@ -171,10 +119,11 @@ class EmbeddingBigram(nn.Module):
         self.unembedding = nn.Linear(d_model, vocab_size)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        _check_batch(idx, targets, self.vocab_size)
+        check_token_ids("idx", idx, self.vocab_size)
         logits = self.unembedding(self.embedding(idx))  # (B, T, V)
         if targets is None:
             return logits, None
+        check_same_shape("targets", targets, "idx", idx)
         loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
         return logits, loss
 

@@ -174,12 +174,8 @@ class TransformerBlock(nn.Module):
     ):
         super().__init__()
         check_dropout(dropout), check_type("norm_first", norm_first, bool)
-        self.attn, self.attn_norm, self.ffn, self.ffn_norm = (
-            attn,
-            attn_norm,
-            ffn,
-            ffn_norm,
-        )
+        self.attn, self.attn_norm = attn, attn_norm
+        self.ffn, self.ffn_norm = ffn, ffn_norm
         self.norm_first = norm_first
         self.dropout = nn.Dropout(dropout)
 
@@ -187,6 +183,7 @@ class TransformerBlock(nn.Module):
         order = "pre-LN" if self.norm_first else "post-LN"
         return f"norm_first={self.norm_first} ({order})"
 
+    # %% notebooks/05_layernorm_and_blocks.ipynb, cell 47: 5.6 The Transformer block
     def forward(
         self,
         x: torch.Tensor,
@@ -209,7 +206,7 @@ class TransformerBlock(nn.Module):
             x = self.ffn_norm(x + self.ffn(x))
         return (x, weights) if need_weights else x
 
-    # %% notebooks/05_layernorm_and_blocks.ipynb, cell 47: 5.6 The Transformer block
+    # %% notebooks/05_layernorm_and_blocks.ipynb, cell 49: 5.6 The Transformer block
     @classmethod
     def standard(
         cls,

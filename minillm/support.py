@@ -775,3 +775,35 @@ def check_lora_layers(n_layers: int) -> None:
     if n_layers == 0:
         raise ValueError("the model has no LoRALinear layer to merge (was apply_lora "
                          "called?)")
+
+
+# Chapters 1 and 5. Chapter 1: the bigram models' sequences, count tables and start tokens
+# (chapter 5's norms, FFN and block use the checks above).
+
+__all__ += ["check_bigram_counts", "check_bigram_ids", "check_token_id"]
+
+
+def check_bigram_ids(name: str, ids, vocab_size: int) -> None:
+    """``ids`` is one sequence, a (N,) torch.long tensor of token ids in [0, vocab_size),
+    with N >= 2 so that it holds at least one bigram."""
+    check_token_ids(name, ids, vocab_size, dims=1)
+    if len(ids) < 2:
+        raise ValueError(f"{name} needs at least 2 tokens to contain a bigram, got {len(ids)}")
+
+
+def check_bigram_counts(counts, alpha) -> None:
+    """A square (V, V) table of bigram counts and a smoothing ``alpha >= 0`` that give every
+    row a distribution (with ``alpha = 0``, every row needs a nonzero count)."""
+    if not hasattr(counts, "dim") or counts.dim() != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"counts must be a square (V, V) matrix, got shape {_shape(counts)}")
+    check_number("alpha", alpha, low=0)
+    if ((counts.double() + alpha).sum(dim=1) == 0).any():
+        raise ValueError("a row of counts is all zero and alpha = 0: its probabilities are "
+                         "undefined")
+
+
+def check_token_id(name: str, value, vocab_size: int) -> None:
+    """``value`` is one token id, an int in [0, vocab_size)."""
+    check_int(name, value, minimum=None)
+    if not 0 <= value < vocab_size:
+        raise ValueError(f"{name} must be a token id in [0, {vocab_size}), got {value}")

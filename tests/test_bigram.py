@@ -29,9 +29,9 @@ def test_count_bigrams_matches_a_loop():
 @pytest.mark.parametrize(
     "ids, message",
     [
-        (torch.tensor([0, 1, 7]), r"must lie in \[0, 7\), found values from 0 to 7"),
-        (torch.tensor([0, -1, 2]), r"must lie in \[0, 7\)"),
-        (torch.tensor([[0, 1], [1, 2]]), "must be 1-D"),
+        (torch.tensor([0, 1, 7]), r"ids holds token id 7, outside the vocabulary \[0, 7\)"),
+        (torch.tensor([0, -1, 2]), r"token id -1, outside the vocabulary \[0, 7\)"),
+        (torch.tensor([[0, 1], [1, 2]]), r"ids must have shape \(T,\), got \(2, 2\)"),
         (torch.tensor([3]), "at least 2 tokens"),
         (torch.tensor([0.0, 1.0]), "torch.long"),
     ],
@@ -56,6 +56,10 @@ def test_probabilities_and_nll():
         bigram_probabilities(counts, alpha=-1)
     with pytest.raises(ValueError, match="all zero"):
         bigram_probabilities(torch.tensor([[0, 0], [1, 1]]), alpha=0.0)
+    with pytest.raises(TypeError, match="alpha must be a number"):
+        bigram_probabilities(counts, alpha="1")
+    with pytest.raises(ValueError, match=r"at least 2 tokens to contain a bigram, got 1"):
+        bigram_nll(p, torch.tensor([1]))
 
 
 def test_mle_table_is_a_lower_bound_for_any_table():
@@ -74,8 +78,12 @@ def test_sampling_follows_the_table():
     a = sample_bigram(torch.full((4, 4), 0.25), 1, 50, generator=torch.Generator().manual_seed(3))
     b = sample_bigram(torch.full((4, 4), 0.25), 1, 50, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and len(a) == 51
-    with pytest.raises(ValueError, match="start must be a token id"):
+    with pytest.raises(ValueError, match=r"start must be a token id in \[0, 3\), got 3"):
         sample_bigram(p, 3, 2)
+    with pytest.raises(ValueError, match=r"start must be a token id in \[0, 3\), got -1"):
+        sample_bigram(p, -1, 2)
+    with pytest.raises(TypeError, match="start must be an int, got float 1.0"):
+        sample_bigram(p, 1.0, 2)
 
 
 @pytest.mark.parametrize("make", [lambda: NeuralBigram(11), lambda: EmbeddingBigram(11, d_model=4)])
@@ -91,9 +99,11 @@ def test_models_follow_the_logits_loss_convention(make):
     # a last-token model's predictions are rows of its table
     table = bigram_table(model, 11)
     assert torch.allclose(torch.softmax(logits.double(), -1), table[idx], atol=1e-6)
-    with pytest.raises(ValueError, match=r"\(B, T\) torch.long"):
+    with pytest.raises(ValueError, match=r"idx must have shape \(B, T\), got \(2,\)"):
         model(torch.tensor([1, 2]))
-    with pytest.raises(ValueError, match=r"must lie in \[0, 11\)"):
+    with pytest.raises(ValueError, match=r"token id 11, outside the vocabulary \[0, 11\)"):
         model(torch.tensor([[1, 11]]))
     with pytest.raises(ValueError, match="targets must have the shape"):
         model(idx, targets[:, :-1])
+    with pytest.raises(TypeError, match="idx must be a torch.long tensor"):
+        model(idx.float())
