@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minillm.support import add_to_class, check_attention_call, check_divisible
-from minillm.support import check_attention_inputs, check_dropout, check_int
+from minillm.support import add_to_class, check_attention_call, check_attention_inputs
+from minillm.support import check_heads, check_int, check_padding_marker
 
 
 # %% notebooks/03_attention.ipynb, cell 11: 3.2 The matrix form
@@ -33,16 +33,14 @@ def scaled_dot_product_attention(
     mask: torch.Tensor | None = None,
     dropout_p: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention, written out: ``softmax(q k^T / sqrt(d_k)) v``, returning the weights
-    too.
+    """Attention written out, ``softmax(q k^T / sqrt(d_k)) v``, with its weights.
 
     Args:
         q: (..., T_q, d_k) queries.
         k: (..., T_k, d_k) keys.
         v: (..., T_k, d_v) values. The leading (batch) dims of q, k, v broadcast.
         mask: optional bool tensor broadcastable to (..., T_q, T_k), **True = may
-            attend** (the convention of
-            ``torch.nn.functional.scaled_dot_product_attention``).
+            attend** (as in ``torch.nn.functional.scaled_dot_product_attention``).
         dropout_p: probability of zeroing each attention weight, applied whenever it is
             > 0 (like the torch function): pass 0.0 at evaluation time.
 
@@ -55,12 +53,9 @@ def scaled_dot_product_attention(
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
     if mask is not None:
-        has_key = mask.any(
-            dim=-1, keepdim=True
-        )  # (..., T_q, 1): does the row keep a key?
+        has_key = mask.any(dim=-1, keepdim=True)  # (..., T_q, 1): any key left?
         # -inf gives a masked key a weight of exactly 0; a row with no key left gets
-        # finite
-        # scores here (softmax of all -inf would be NaN) and zero weights below.
+        # finite scores here (softmax of all -inf would be NaN) and zero weights below.
         scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~has_key, 0.0)
     weights = torch.softmax(scores, dim=-1)
     if mask is not None:
@@ -83,9 +78,8 @@ def causal_mask(
     t_k = t_q if t_k is None else t_k
     check_int("t_q", t_q)
     check_int("t_k", t_k, minimum=t_q)
-    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(
-        diagonal=t_k - t_q
-    )
+    ones = torch.ones(t_q, t_k, dtype=torch.bool, device=device)
+    return ones.tril(diagonal=t_k - t_q)  # query i sees keys 0 .. t_k - t_q + i
 
 
 def padding_mask(valid: torch.Tensor) -> torch.Tensor:
@@ -96,17 +90,8 @@ def padding_mask(valid: torch.Tensor) -> torch.Tensor:
     padding key. Combine it with a causal mask by ``&``. A Hugging Face
     ``attention_mask`` is such a marker.
     """
-    if not isinstance(valid, torch.Tensor) or valid.dim() != 2:
-        got = getattr(valid, "shape", type(valid).__name__)
-        raise ValueError(f"valid must be a (B, T_k) tensor, got {got}")
-    if valid.dtype != torch.bool:
-        if valid.is_floating_point() or not ((valid == 0) | (valid == 1)).all():
-            raise ValueError(
-                "valid must be bool or hold only 0 and 1 (1 = real token), "
-                f"got dtype {valid.dtype}"
-            )
-        valid = valid == 1
-    return valid[:, None, None, :]
+    check_padding_marker(valid)
+    return valid.bool()[:, None, None, :]
 
 
 # %% notebooks/03_attention.ipynb, cell 40: 3.5 Multi-head attention
@@ -114,26 +99,15 @@ class MultiHeadAttention(nn.Module):
     """Multi-head attention: ``n_heads`` heads of width ``d_head`` side by side.
 
     Parts: ``q_proj`` (d_model -> n_heads * d_head), ``k_proj`` and ``v_proj``
-    (d_model -> n_kv_heads * d_head), ``out_proj`` (n_heads * d_head -> d_model). Head h
-    is features ``h * d_head`` to ``(h + 1) * d_head`` of each projection.
+    (d_model -> n_kv_heads * d_head), ``out_proj`` (n_heads * d_head -> d_model).
+    Head h is features ``h * d_head`` to ``(h + 1) * d_head`` of each projection.
 
     Options, all off by default, which later chapters switch on:
-        causal: each query sees only its own and earlier positions (chapter 7's GPT).
-        rotary: a module ``rotary(x, offset)`` that rotates queries and keys by position
-            (chapter 4's :class:`~minillm.positional.RotaryEmbedding`).
-        n_kv_heads: fewer key/value heads than query heads, each shared by a group of
-            query heads (grouped-query attention, chapter 10). Default: ``n_heads``.
-        qk_norm: a function ``d_head -> module`` that builds a norm applied to each
-            head's queries and keys (Qwen3, chapter 10).
-        d_head: default ``d_model // n_heads``. bias: biases of the four projections.
-
-    ``forward(x, *, context=None, mask=None, cache=None, need_weights=False)``:
-        x (B, T, d_model). context: optional (B, S, d_model) to take keys and values
-        from (cross-attention); else S = T. mask: bool, **True = may attend**, any shape
-        that broadcasts to (B, n_heads, T, S); a 2-D mask is (T, S). cache: one layer's
-        :class:`~minillm.gpt.LayerCache` (chapter 7): x then holds only the new
-        positions. Returns (B, T, d_model), or ``(out, weights)`` with weights (B,
-        n_heads, T, S).
+        causal: a query sees only its own and earlier positions (GPT, chapter 7).
+        rotary: a module ``rotary(x, offset)`` rotating queries and keys (chapter 4).
+        n_kv_heads: fewer key/value heads, shared by groups of query heads (chapter 10).
+        qk_norm: ``d_head -> module``, a norm for each head's queries and keys.
+    d_head: default ``d_model // n_heads``. bias: biases of the four projections.
     """
 
     def __init__(
@@ -150,38 +124,17 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        (
-            check_int("d_model", d_model),
-            check_int("n_heads", n_heads),
-            check_dropout(dropout),
-        )
-        if d_head is None:
-            check_divisible("d_model", d_model, "n_heads", n_heads)
+        check_heads(d_model, n_heads, n_kv_heads, d_head, dropout)
         n_kv_heads, d_head = n_kv_heads or n_heads, d_head or d_model // n_heads
-        check_divisible("n_heads", n_heads, "n_kv_heads", n_kv_heads)
-        self.d_model, self.n_heads, self.n_kv_heads, self.d_head = (
-            d_model,
-            n_heads,
-            n_kv_heads,
-            d_head,
-        )
-        self.causal, self.dropout, self.rotary = causal, dropout, rotary
+        self.d_model, self.n_heads, self.n_kv_heads = d_model, n_heads, n_kv_heads
+        self.d_head, self.causal, self.dropout = d_head, causal, dropout
+        self.rotary = rotary
         self.q_proj = nn.Linear(d_model, n_heads * d_head, bias=bias)
         self.k_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
         self.v_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
         self.out_proj = nn.Linear(n_heads * d_head, d_model, bias=bias)
         self.q_norm = qk_norm(d_head) if qk_norm else None
         self.k_norm = qk_norm(d_head) if qk_norm else None
-
-    def extra_repr(self) -> str:
-        kv = (
-            f", n_kv_heads={self.n_kv_heads}" if self.n_kv_heads != self.n_heads else ""
-        )
-        return (
-            f"d_model={self.d_model}, n_heads={self.n_heads}{kv}, "
-            f"d_head={self.d_head}, "
-            f"causal={self.causal}, dropout={self.dropout}"
-        )
 
     # %% notebooks/03_attention.ipynb, cell 42: 3.5 Multi-head attention
     def project(self, x: torch.Tensor, context: torch.Tensor | None = None):
@@ -191,7 +144,8 @@ class MultiHeadAttention(nn.Module):
         """
         context = x if context is None else context
 
-        def heads(t: torch.Tensor, n: int) -> torch.Tensor:  # (B, T, n * d) -> (B, n, T, d)
+        def heads(t: torch.Tensor, n: int) -> torch.Tensor:
+            # (B, T, n * d_head) -> (B, n, T, d_head)
             return t.view(t.shape[0], t.shape[1], n, self.d_head).transpose(1, 2)
 
         q = heads(self.q_proj(x), self.n_heads)
@@ -210,20 +164,18 @@ class MultiHeadAttention(nn.Module):
         mask: torch.Tensor | None = None,
         need_weights: bool = False,
     ):
-        """Every head's attention: (B, n_heads, T, d_head) -> same shape, and the weights
-        (B, n_heads, T, S) or None. Adds the causal mask and shares key/value heads."""
+        """Every head's attention: (B, n_heads, T, d_head) -> the same shape, and the
+        weights (B, n_heads, T, S) or None. Adds the causal mask and shares key/value
+        heads."""
         T, S = q.shape[-2], k.shape[-2]
-        if (
-            self.n_kv_heads != self.n_heads
-        ):  # each key/value head serves a group of query heads
+        if self.n_kv_heads != self.n_heads:  # grouped-query attention (chapter 10)
             k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
             v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
         p = self.dropout if self.training else 0.0
         if self.causal and mask is None and not need_weights and (T == S or T == 1):
-            # the fused kernel's own causal mask; one new query (T == 1) may see every key
-            return F.scaled_dot_product_attention(
-                q, k, v, dropout_p=p, is_causal=T > 1
-            ), None
+            # the fused kernel's causal mask; one new query (T == 1) sees every key
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=T > 1)
+            return out, None
         if self.causal:
             causal = causal_mask(T, S, device=q.device)
             mask = causal if mask is None else mask & causal
@@ -248,16 +200,33 @@ class MultiHeadAttention(nn.Module):
         cache=None,
         need_weights: bool = False,
     ):
-        mask = check_attention_call(
-            self, x, context, mask, cache
-        )  # a (B, T, S) mask: every head
+        """x (B, T, d_model) -> (B, T, d_model), or ``(out, weights)`` with weights
+        (B, n_heads, T, S) if ``need_weights``.
+
+        context: optional (B, S, d_model) to take keys and values from
+        (cross-attention); else S = T. mask: bool, **True = may attend**, any shape
+        that broadcasts to (B, n_heads, T, S); a 2-D mask is (T, S). cache: one
+        layer's :class:`~minillm.gpt.LayerCache` (chapter 7): x then holds only the
+        new positions.
+        """
+        # check the inputs; a (B, T, S) mask gets a head axis: it applies to every head
+        mask = check_attention_call(self, x, context, mask, cache)
         q, k, v = self.project(x, context)
-        past = 0 if cache is None else cache.length  # positions already seen (chapter 7)
+        past = 0 if cache is None else cache.length  # cached positions (chapter 7)
         if self.rotary is not None:  # chapter 4: rotate by absolute position
             q, k = self.rotary(q, offset=past), self.rotary(k, offset=past)
         if cache is not None:  # append the new keys and values, get all of them back
             k, v = cache.update(k, v)
         out, weights = self.attend(q, k, v, mask, need_weights)
         B, T = x.shape[:2]
-        out = self.out_proj(out.transpose(1, 2).reshape(B, T, -1))  # concatenate the heads
+        out = self.out_proj(out.transpose(1, 2).reshape(B, T, -1))  # heads concatenated
         return (out, weights) if need_weights else out
+
+    # %% notebooks/03_attention.ipynb, cell 48: 3.5 Multi-head attention
+    def extra_repr(self) -> str:
+        grouped = self.n_kv_heads != self.n_heads
+        kv = f", n_kv_heads={self.n_kv_heads}" if grouped else ""
+        return (
+            f"d_model={self.d_model}, n_heads={self.n_heads}{kv}, "
+            f"d_head={self.d_head}, causal={self.causal}, dropout={self.dropout}"
+        )

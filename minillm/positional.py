@@ -19,8 +19,8 @@ __all__ = [
 import torch
 import torch.nn as nn
 
-from minillm.support import check_base, check_int, check_positioned, check_positions
-from minillm.support import check_rotary
+from minillm.support import add_to_class, check_base, check_int, check_positioned
+from minillm.support import check_positions, check_rotary
 
 
 def _inverse_frequencies(d: int, base: float) -> torch.Tensor:
@@ -34,12 +34,11 @@ def sinusoidal_encoding(
     base: float = 10000.0,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """The sinusoidal position encodings of the original Transformer, one row per
-    position.
+    """The sinusoidal position encodings of the original Transformer, a row a position.
 
-    ``PE[pos, 2i] = sin(pos / base**(2i / d_model))`` and ``PE[pos, 2i + 1] = cos(pos /
-    base**(2i / d_model))`` for ``pos = 0 .. n_positions - 1`` and ``i = 0 .. d_model/2
-    - 1``.
+    ``PE[pos, 2i] = sin(pos / base**(2i / d_model))`` and
+    ``PE[pos, 2i + 1] = cos(pos / base**(2i / d_model))``, for the positions
+    ``pos = 0 .. n_positions - 1`` and the pairs ``i = 0 .. d_model/2 - 1``.
 
     Returns:
         (n_positions, d_model) tensor of ``dtype`` (angles are computed in float64).
@@ -48,42 +47,36 @@ def sinusoidal_encoding(
     check_int("d_model", d_model, even=True)
     check_base(base)
     positions = torch.arange(n_positions, dtype=torch.float64)
-    angles = positions[:, None] * _inverse_frequencies(
-        d_model, base
-    )  # (n_positions, d_model/2)
-    pe = torch.stack(
-        (angles.sin(), angles.cos()), dim=-1
-    )  # (n_positions, d_model/2, 2): pair i = (sin, cos)
-    return pe.reshape(n_positions, d_model).to(dtype)
+    angles = positions[:, None] * _inverse_frequencies(d_model, base)  # (T, d_model/2)
+    pe = torch.stack((angles.sin(), angles.cos()), dim=-1)  # pair i: (sin, cos)
+    return pe.reshape(n_positions, d_model).to(dtype)  # sin, cos, sin, cos, ...
 
 
 # %% notebooks/04_positional_encoding.ipynb, cell 26: 4.3 A shift by k positions is a...
 def sinusoidal_shift_matrix(
     offset: int, d_model: int, base: float = 10000.0, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
-    """The (d_model, d_model) matrix ``M`` with ``PE[pos + offset] == M @ PE[pos]`` for
-    every ``pos``.
+    """The (d_model, d_model) matrix ``M`` with ``PE[pos + offset] == M @ PE[pos]``.
 
-    ``PE`` is :func:`sinusoidal_encoding`. ``M`` is block diagonal: the block of pair
-    ``i`` is the rotation ``[[cos(phi), sin(phi)], [-sin(phi), cos(phi)]]`` with ``phi =
-    offset * base**(-2i/d_model)``. It depends on ``offset`` only, and ``offset`` may be
-    negative.
+    ``PE`` is :func:`sinusoidal_encoding`, and the equation holds for every ``pos``.
+    ``M`` is block diagonal: the block of pair ``i`` is the rotation
+    ``[[cos(phi), sin(phi)], [-sin(phi), cos(phi)]]`` with
+    ``phi = offset * base**(-2i/d_model)``. It depends on ``offset`` only, and
+    ``offset`` may be negative.
     """
     check_int("offset", offset, minimum=None)  # negative offsets shift backwards
     check_int("d_model", d_model, even=True)
     check_base(base)
     phi = offset * _inverse_frequencies(d_model, base)  # (d_model/2,)
     c, s = phi.cos(), phi.sin()
-    blocks = torch.stack(
-        (torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2
-    )  # (d_model/2, 2, 2)
+    rows = torch.stack((c, s), -1), torch.stack((-s, c), -1)  # each (d_model/2, 2)
+    blocks = torch.stack(rows, -2)  # (d_model/2, 2, 2): one rotation per pair
     return torch.block_diag(*blocks).to(dtype)
 
 
-# %% notebooks/04_positional_encoding.ipynb, cell 37: Using the encoding in a model
+# %% notebooks/04_positional_encoding.ipynb, cell 39: Using the encoding in a model
 class SinusoidalPositionalEncoding(nn.Module):
-    """Adds the fixed sinusoidal encodings to a sequence: ``x + PE[offset : offset +
-    T]``.
+    """Adds fixed sinusoidal encodings to a sequence: ``x + PE[offset : offset + T]``.
 
     Args:
         max_positions: how many positions the table holds.
@@ -99,25 +92,23 @@ class SinusoidalPositionalEncoding(nn.Module):
         check_int("max_positions", max_positions)
         check_int("d_model", d_model, even=True)
         self.max_positions, self.d_model, self.base = max_positions, d_model, base
-        self.register_buffer(
-            "pe", sinusoidal_encoding(max_positions, d_model, base), persistent=False
-        )
+        pe = sinusoidal_encoding(max_positions, d_model, base)
+        self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        seq_len = check_positioned(
-            x, self.d_model, "d_model", self.max_positions, offset
-        )
-        return x + self.pe[offset : offset + seq_len].to(x.dtype)
+        T = check_positioned(x, self.d_model, "d_model", self.max_positions, offset)
+        return x + self.pe[offset : offset + T].to(x.dtype)
 
     def extra_repr(self) -> str:
-        return (f"max_positions={self.max_positions}, d_model={self.d_model}, "
-                f"base={self.base}")
+        return (
+            f"max_positions={self.max_positions}, d_model={self.d_model}, "
+            f"base={self.base}"
+        )
 
 
-# %% notebooks/04_positional_encoding.ipynb, cell 42: 4.5 Learned absolute positions
+# %% notebooks/04_positional_encoding.ipynb, cell 44: 4.5 Learned absolute positions
 class LearnedPositionalEmbedding(nn.Module):
-    """Adds a trainable vector per position to a sequence: ``x + P[offset : offset +
-    T]``.
+    """Adds a trainable vector per position: ``x + P[offset : offset + T]``.
 
     Args:
         max_positions: the number of rows of the table; longer sequences are an error,
@@ -137,16 +128,13 @@ class LearnedPositionalEmbedding(nn.Module):
         self.embedding = nn.Embedding(max_positions, d_model)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        seq_len = check_positioned(
-            x, self.d_model, "d_model", self.max_positions, offset
-        )
-        return x + self.embedding.weight[offset : offset + seq_len]
+        T = check_positioned(x, self.d_model, "d_model", self.max_positions, offset)
+        return x + self.embedding.weight[offset : offset + T]
 
 
-# %% notebooks/04_positional_encoding.ipynb, cell 46: 4.6 Rotary position embedding (...
+# %% notebooks/04_positional_encoding.ipynb, cell 48: 4.6 Rotary position embedding (...
 def _rotate(x: torch.Tensor, interleaved: bool) -> torch.Tensor:
-    """The 90-degree turn of every pair: (x_a, x_b) -> (-x_b, x_a), for the chosen
-    pairing."""
+    """The 90-degree turn of every pair, (x_a, x_b) -> (-x_b, x_a)."""
     if interleaved:  # pairs (0, 1), (2, 3), ...
         return torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
     half = x.shape[-1] // 2  # pairs (0, half), (1, half + 1), ...
@@ -156,8 +144,7 @@ def _rotate(x: torch.Tensor, interleaved: bool) -> torch.Tensor:
 def apply_rotary(
     x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool = True
 ) -> torch.Tensor:
-    """Rotate the pairs of coordinates of ``x`` by the angles whose cosines and sines
-    are given.
+    """Rotate the pairs of coordinates of ``x`` by the angles of ``cos`` and ``sin``.
 
     Args:
         x: (..., T, d_head), e.g. queries or keys of shape (B, n_heads, T, d_head).
@@ -175,22 +162,21 @@ def apply_rotary(
     return x * cos + _rotate(x, interleaved) * sin
 
 
-# %% notebooks/04_positional_encoding.ipynb, cell 48: 4.6 Rotary position embedding (...
+# %% notebooks/04_positional_encoding.ipynb, cell 50: 4.6 Rotary position embedding (...
 class RotaryEmbedding(nn.Module):
-    """Rotary position embedding (RoPE): rotates queries or keys according to their
-    positions.
+    """Rotary position embedding (RoPE): rotates queries or keys by their positions.
 
     Args:
         d_head: the width of one head's queries and keys (even).
         max_positions: how many positions the cos/sin tables hold.
-        base: the frequencies are ``base**(-2i/d_head)`` for the pairs ``i = 0 ..
-            d_head/2 - 1``.
+        base: the frequencies are ``base**(-2i/d_head)`` for the pairs
+            ``i = 0 .. d_head/2 - 1``.
         interleaved: pairing of the coordinates, see :func:`apply_rotary`.
 
-    ``forward(x, offset=0)`` takes x of shape (..., T, d_head), usually (B, n_heads, T,
-    d_head), and rotates row ``t`` as the token at position ``offset + t``. Apply it to
-    the queries and to the keys (not to the values); then the score of a query at
-    position m and a key at position n depends on n - m only. No trainable parameters.
+    ``forward(x, offset=0)`` takes x of shape (..., T, d_head), usually
+    (B, n_heads, T, d_head), and rotates row ``t`` as the token at position
+    ``offset + t``. Apply it to the queries and to the keys (not to the values); then
+    the score of a query at position m and a key at position n depends on n - m only.
     """
 
     def __init__(
@@ -204,45 +190,39 @@ class RotaryEmbedding(nn.Module):
         check_int("d_head", d_head, even=True)
         check_int("max_positions", max_positions)
         check_base(base)
-        self.d_head, self.max_positions, self.base, self.interleaved = (
-            d_head,
-            max_positions,
-            base,
-            interleaved,
-        )
-        angles = torch.arange(max_positions, dtype=torch.float64)[
-            :, None
-        ] * _inverse_frequencies(d_head, base)
-        if interleaved:
-            angles = angles.repeat_interleave(
-                2, dim=-1
-            )  # theta_0, theta_0, theta_1, theta_1, ...
-        else:
-            angles = torch.cat(
-                (angles, angles), dim=-1
-            )  # theta_0 .. theta_{d/2-1}, twice
-        self.register_buffer(
-            "cos", angles.cos().float(), persistent=False
-        )  # (max_positions, d_head)
+        self.d_head, self.max_positions = d_head, max_positions
+        self.base, self.interleaved = base, interleaved
+        positions = torch.arange(max_positions, dtype=torch.float64)
+        angles = positions[:, None] * _inverse_frequencies(d_head, base)  # (T, d/2)
+        if interleaved:  # theta_0, theta_0, theta_1, theta_1, ...
+            angles = angles.repeat_interleave(2, dim=-1)
+        else:  # theta_0 .. theta_{d/2-1}, twice
+            angles = torch.cat((angles, angles), dim=-1)
+        # (max_positions, d_head) tables, as buffers: RoPE learns nothing
+        self.register_buffer("cos", angles.cos().float(), persistent=False)
         self.register_buffer("sin", angles.sin().float(), persistent=False)
 
+    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embedding (...
     def cos_sin(
-        self, seq_len: int, offset: int = 0
+        self,
+        seq_len: int,
+        offset: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (seq_len, d_head) cos and sin tables of positions offset .. offset +
-        seq_len - 1."""
+        """The (seq_len, d_head) cos and sin tables of the positions offset ..
+        offset + seq_len - 1."""
         check_int("seq_len", seq_len)
         check_positions(seq_len, offset, self.max_positions)
         return self.cos[offset : offset + seq_len], self.sin[offset : offset + seq_len]
 
+    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embedding (...
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        seq_len = check_positioned(x, self.d_head, "d_head", self.max_positions, offset)
-        cos, sin = self.cos_sin(seq_len, offset)
+        T = check_positioned(x, self.d_head, "d_head", self.max_positions, offset)
+        cos, sin = self.cos_sin(T, offset)
         return apply_rotary(x, cos, sin, self.interleaved)
 
+    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embedding (...
     def extra_repr(self) -> str:
         return (
             f"d_head={self.d_head}, max_positions={self.max_positions}, "
-            f"base={self.base}, "
-            f"interleaved={self.interleaved}"
+            f"base={self.base}, interleaved={self.interleaved}"
         )

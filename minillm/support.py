@@ -807,3 +807,41 @@ def check_token_id(name: str, value, vocab_size: int) -> None:
     check_int(name, value, minimum=None)
     if not 0 <= value < vocab_size:
         raise ValueError(f"{name} must be a token id in [0, {vocab_size}), got {value}")
+
+
+# Chapters 3-4: attention and positions
+
+__all__ += ["check_heads", "check_padding_marker"]
+
+
+def check_heads(d_model, n_heads, n_kv_heads=None, d_head=None, dropout=0.0) -> None:
+    """The sizes of ``MultiHeadAttention`` (chapter 3): ``d_model`` and ``n_heads`` are
+    positive ints, ``d_model`` is divisible by ``n_heads`` unless ``d_head`` is given,
+    ``n_heads`` is divisible by ``n_kv_heads`` (default: ``n_heads``), and ``dropout``
+    lies in [0, 1)."""
+    check_int("d_model", d_model)
+    check_int("n_heads", n_heads)
+    check_dropout(dropout)
+    if d_head is None:
+        check_divisible("d_model", d_model, "n_heads", n_heads)
+    check_divisible("n_heads", n_heads, "n_kv_heads", n_kv_heads or n_heads)
+
+
+def check_padding_marker(valid) -> None:
+    """A (B, T_k) marker of real tokens for ``padding_mask`` (chapter 3): bool, or
+    integers that are 1 (real token) or 0 (padding), like Hugging Face's
+    ``attention_mask``."""
+    import torch
+
+    if not isinstance(valid, torch.Tensor) or valid.dim() != 2:
+        got = getattr(valid, "shape", type(valid).__name__)
+        raise ValueError(f"valid must be a (B, T_k) tensor, got {got}")
+    if valid.dtype == torch.bool:
+        return
+    if valid.is_floating_point():
+        raise ValueError("valid must be bool or hold only the integers 0 and 1 "
+                         f"(1 = real token), got dtype {valid.dtype}")
+    bad = valid[(valid != 0) & (valid != 1)]
+    if bad.numel():
+        raise ValueError("valid must be bool or hold only 0 and 1 (1 = real token), "
+                         f"got the value {int(bad[0])}")

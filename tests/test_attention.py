@@ -185,9 +185,15 @@ def test_padding_mask():
     assert m[1, 0, 0].tolist() == [True, True, False, False]
     combined = m & causal_mask(4)
     assert combined.shape == (2, 1, 4, 4) and combined[1, 0, 3].tolist() == [True, True, False, False]
-    for bad in (torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.0]]), torch.ones(2, 1, 4, dtype=torch.bool)):
-        with pytest.raises(ValueError):
+    for bad, words in [
+        (torch.tensor([[1, 2]]), "got the value 2"),
+        (torch.tensor([[1.0, 0.0]]), "got dtype torch.float32"),
+        (torch.ones(2, 1, 4, dtype=torch.bool), "(B, T_k) tensor, got torch.Size([2, 1, 4])"),
+        ([[1, 0]], "(B, T_k) tensor, got list"),
+    ]:
+        with pytest.raises(ValueError) as info:
             padding_mask(bad)
+        assert "valid must be" in str(info.value) and words in str(info.value), str(info.value)
 
 
 # --- MultiHeadAttention vs nn.MultiheadAttention -------------------------------------------
@@ -330,6 +336,7 @@ def test_mha_parameters_and_repr():
         ({"d_model": 0, "n_heads": 1}, "positive int"),
         ({"d_model": 8, "n_heads": 2, "dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"d_model": 8, "n_heads": 4, "n_kv_heads": 3}, "n_heads must be divisible by n_kv_heads"),
+        ({"d_model": 10, "n_heads": 3, "d_head": 4, "n_kv_heads": 2}, r"n_heads=3 and n_kv_heads=2"),
     ],
 )
 def test_mha_constructor_errors(kwargs, message):
@@ -337,6 +344,12 @@ def test_mha_constructor_errors(kwargs, message):
         MultiHeadAttention(**kwargs)
     with pytest.raises(TypeError, match="n_heads must be an int, got float"):
         MultiHeadAttention(8, 2.0)
+
+
+def test_mha_with_its_own_d_head_needs_no_divisible_d_model():
+    mha = MultiHeadAttention(10, 3, d_head=4)
+    assert (mha.d_head, mha.q_proj.out_features, mha.out_proj.in_features) == (4, 12, 12)
+    assert mha(torch.randn(2, 5, 10)).shape == (2, 5, 10)
 
 
 def test_mask_and_cache_are_keyword_only():
