@@ -245,7 +245,7 @@ class GPTForSequenceClassification(nn.Module):
         self.score = nn.Linear(config.d_model, num_labels, bias=False)
         nn.init.normal_(self.score.weight, std=0.02)
 
-    # %% notebooks/08_finetuning.ipynb, cell 30: A GPT classifier: read the last real token
+    # %% notebooks/08_finetuning.ipynb, cell 30: A GPT classifier: read the last real...
     def forward(self, input_ids, attention_mask=None, labels=None):
         hidden = self.gpt.hidden_states(input_ids)  # GPT's trunk: (B, T, d_model)
         if attention_mask is None:
@@ -258,7 +258,7 @@ class GPTForSequenceClassification(nn.Module):
             return logits, None
         return logits, _sequence_loss(logits, labels)
 
-    # %% notebooks/08_finetuning.ipynb, cell 30: A GPT classifier: read the last real token
+    # %% notebooks/08_finetuning.ipynb, cell 30: A GPT classifier: read the last real...
     @classmethod
     def from_gpt(cls, gpt: GPT, num_labels: int = 2) -> "GPTForSequenceClassification":
         """A classifier whose body is a copy of a (pretrained)
@@ -599,7 +599,7 @@ class LoRALinear(nn.Module):
         update = self.dropout(x) @ self.lora_A.T @ self.lora_B.T  # (..., out_features)
         return self.base(x) + update * self.scaling
 
-    # %% notebooks/08_finetuning.ipynb, cell 99: 8.6 Linear probe, full fine-tuning and LoRA
+    # %% notebooks/08_finetuning.ipynb, cell 99: 8.6 Linear probe, full fine-tuning a...
     @torch.no_grad()
     def merged(self) -> nn.Linear:
         """A plain Linear with weight ``W + (alpha / r) B A``: the same outputs (without

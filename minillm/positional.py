@@ -202,7 +202,7 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", angles.cos().float(), persistent=False)
         self.register_buffer("sin", angles.sin().float(), persistent=False)
 
-    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embedding (...
+    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embeddi...
     def cos_sin(
         self,
         seq_len: int,
@@ -214,13 +214,13 @@ class RotaryEmbedding(nn.Module):
         check_positions(seq_len, offset, self.max_positions)
         return self.cos[offset : offset + seq_len], self.sin[offset : offset + seq_len]
 
-    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embedding (...
+    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embeddi...
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         T = check_positioned(x, self.d_head, "d_head", self.max_positions, offset)
         cos, sin = self.cos_sin(T, offset)
         return apply_rotary(x, cos, sin, self.interleaved)
 
-    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embedding (...
+    # %% notebooks/04_positional_encoding.ipynb, cell 52: 4.6 Rotary position embeddi...
     def extra_repr(self) -> str:
         return (
             f"d_head={self.d_head}, max_positions={self.max_positions}, "

@@ -157,6 +157,8 @@ def _add_method(blocks: list[Block], cls: str, method: str, origin: str, where: 
         for node in tree.body:
             if isinstance(node, ast.ClassDef) and node.name == cls:
                 lines = block.code.splitlines()
+                if len(origin) > MAX_LINE - 4:  # the comment is indented in the class
+                    origin = origin[: MAX_LINE - 7].rstrip() + "..."
                 inside = textwrap.indent(f"{origin}\n{method}", "    ").splitlines()
                 inside = [line.rstrip() for line in inside]
                 lines[node.end_lineno:node.end_lineno] = [""] + inside
