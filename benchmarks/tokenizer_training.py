@@ -8,15 +8,18 @@
 Three trainers learn a 500-token vocabulary (the 256 bytes and 244 merges) from the same text:
 
 * ``BPETokenizer.train(text, 500, method="naive")``: recounts every pair at every merge;
-* ``BPETokenizer.train(text, 500)``: counts pairs once and updates them merge by merge;
+* ``BPETokenizer.train(text, 500)``: counts each distinct line's chunks once, counts pairs
+  once and updates them merge by merge;
 * ``train_bpe(text, 500, special_tokens=())``: the ``tokenizers`` library (Rust, multi-threaded).
 
 The script checks that all three learn the same merges, in the same order, then prints for each
 the best of ``--repeats`` runs (one run for the naive trainer): wall time and CPU time of this
 process (the library's CPU time is summed over its threads), and for the fast trainer how that
-time splits between counting chunks (the regular expression over the text) and learning merges.
+time splits between counting chunks (the regular expression over the text) and learning merges,
+and the minimum and median of its runs, which the goal (at most 0.5 s wall) is judged on.
 
-Tiny Shakespeare twice repeats every line, so the two copies have the same distinct chunks; the
+Tiny Shakespeare twice repeats every line, so the two copies have the same distinct chunks and
+lines (the fast trainer cuts each distinct line once, so the second copy costs it little); the
 SST-2 corpus (its sentences, one per line, about 2 MB) repeats much less. This is a benchmark, not
 a test: its numbers depend on the machine and on what else runs on it. Needs the data files
 (downloaded on first use, or read from MINILLM_DATA_DIR).
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
 
 from minillm.data import load_sst2, load_tiny_shakespeare
@@ -46,13 +50,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(work, repeats: int):
-    """(result, best wall seconds, CPU seconds of that run)."""
+def timed(work, repeats: int, runs: list | None = None):
+    """(result, best wall seconds, CPU seconds of that run); every run's (wall, CPU)
+    seconds are appended to ``runs`` if given."""
     best = None
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), cpu_seconds()
         result = work()
         wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+        if runs is not None:
+            runs.append((wall, cpu))
         if best is None or wall < best[1]:
             best = (result, wall, cpu)
     return best
@@ -72,7 +79,9 @@ def main() -> None:
     print(f"corpus: {args.corpus}, {len(text):,} characters, {n_bytes / 1e6:.2f} MB; "
           f"vocabulary {args.vocab_size} (256 bytes + {args.vocab_size - 256} merges)")
 
-    fast, fast_wall, fast_cpu = timed(lambda: BPETokenizer.train(text, args.vocab_size), args.repeats)
+    fast_runs = []
+    fast, fast_wall, fast_cpu = timed(lambda: BPETokenizer.train(text, args.vocab_size),
+                                      args.repeats, fast_runs)
     chunks, count_wall, _ = timed(lambda: count_chunks(text), args.repeats)
     _, learn_wall, _ = timed(lambda: learn_merges_fast(chunks, args.vocab_size - 256), args.repeats)
     library, lib_wall, lib_cpu = timed(
@@ -100,9 +109,14 @@ def main() -> None:
         print(f"fast / naive: {rows[0][1] / fast_wall:.0f} times faster (wall)")
     print(f"fast / library: {fast_wall / lib_wall:.2f} times the library's wall time, "
           f"{fast_cpu / lib_cpu:.2f} times its CPU time")
-    goal = 0.5
-    verdict = "meets" if fast_wall <= goal else "misses"
-    print(f"goal: fast trainer <= {goal} s wall on this corpus: {verdict} it ({fast_wall:.3f} s)")
+    walls, cpus = [w for w, _ in fast_runs], [c for _, c in fast_runs]
+    print(f"fast trainer, {len(fast_runs)} runs: wall min {min(walls):.3f} s, median "
+          f"{statistics.median(walls):.3f} s; CPU min {min(cpus):.3f} s, median "
+          f"{statistics.median(cpus):.3f} s")
+    goal, median = 0.5, statistics.median(walls)
+    verdict = "meets" if median <= goal else "misses"
+    print(f"goal: fast trainer <= {goal} s wall on this corpus: the median run {verdict} it "
+          f"({median:.3f} s)")
 
 
 if __name__ == "__main__":

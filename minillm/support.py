@@ -845,3 +845,365 @@ def check_padding_marker(valid) -> None:
     if bad.numel():
         raise ValueError("valid must be bool or hold only 0 and 1 (1 = real token), "
                          f"got the value {int(bad[0])}")
+
+
+# Chapter 2: tokenization. The checks of the tokenizers' text, ids, vocabularies, merges
+# and special tokens.
+
+__all__ += [
+    "check_text", "check_id_list", "check_char_vocab", "check_known_chars",
+    "check_merge", "check_vocab_token", "check_special_tokens", "check_special_ids",
+    "check_contiguous_ids", "check_learn_args", "check_vocab_size", "check_corpus",
+    "check_method", "check_chunks_found", "check_library_tokenizer",
+    "check_wordpiece_alphabet", "check_no_unknown", "check_distinct_tokens",
+    "check_stand_ins", "check_merge_names", "check_vocab_json", "check_byte_level_bpe",
+    "check_pretrained", "check_pretrained_files", "check_pretrained_size",
+    "check_stream",
+]
+
+
+def _describe_char(ch: str) -> str:
+    """How error messages name a character: 'é' (U+00E9 LATIN SMALL LETTER E WITH
+    ACUTE)."""
+    import unicodedata
+
+    name = unicodedata.name(ch, "")
+    return f"{ch!r} (U+{ord(ch):04X}{' ' + name if name else ''})"
+
+
+def check_text(name: str, text, *, empty: str | None = None) -> None:
+    """``text`` is a str that UTF-8 can encode (no lone surrogates): the input every
+    tokenizer accepts. With ``empty``, what cannot be done from an empty text (such as
+    "build a vocabulary"), an empty text is an error too."""
+    if not isinstance(text, str):
+        hint = (" (decode bytes first, e.g. data.decode('utf-8'))"
+                if isinstance(text, (bytes, bytearray)) else "")
+        raise TypeError(f"{name} must be a str, got {type(text).__name__}{hint}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{name} cannot be encoded as UTF-8: it contains the lone surrogate "
+            f"{_describe_char(text[err.start])} at index {err.start}, which is not a "
+            "character (was it decoded with errors='surrogateescape'?)") from None
+    if empty is not None and not text:
+        raise ValueError(f"cannot {empty} from an empty {name}")
+
+
+def check_id_list(ids, vocab_size: int) -> list[int]:
+    """Token ids (a list, a 1-D tensor or array) as a list of ints in
+    ``[0, vocab_size)``, or a clear error."""
+    import operator
+    from collections.abc import Iterable
+
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"ids must be a sequence of integer token ids, got "
+                        f"{type(ids).__name__}")
+    out = []
+    for position, i in enumerate(ids):
+        try:
+            i = operator.index(i)
+        except TypeError:
+            raise TypeError(f"ids must be integers, got {type(i).__name__} at position "
+                            f"{position}") from None
+        if not 0 <= i < vocab_size:
+            raise ValueError(f"id {i} at position {position} is outside the vocabulary: "
+                             f"ids lie in [0, {vocab_size})")
+        out.append(i)
+    return out
+
+
+def check_char_vocab(chars: list) -> None:
+    """A character vocabulary: at least one entry, each a single character, none twice."""
+    from collections import Counter
+
+    if not chars:
+        raise ValueError("a CharTokenizer needs at least one character in its vocabulary")
+    for c in chars:
+        if not isinstance(c, str) or len(c) != 1:
+            raise ValueError(f"the vocabulary must hold single characters, got {c!r}")
+    repeated = sorted(c for c, n in Counter(chars).items() if n > 1)
+    if repeated:
+        raise ValueError(f"the vocabulary lists these characters more than once: "
+                         f"{repeated}")
+
+
+def check_known_chars(text: str, stoi: dict) -> None:
+    """Every character of ``text`` is in the vocabulary ``stoi``; the error names the
+    first five that are not, and where each first occurs."""
+    if set(text) <= stoi.keys():
+        return
+    first_seen = {}
+    for i, c in enumerate(text):
+        if c not in stoi:
+            first_seen.setdefault(c, i)
+    shown = ", ".join(f"{_describe_char(c)} at index {i}"
+                      for c, i in list(first_seen.items())[:5])
+    more = f" and {len(first_seen) - 5} more" if len(first_seen) > 5 else ""
+    raise ValueError(
+        f"cannot encode {len(first_seen)} character(s) that are not in the vocabulary: "
+        f"{shown}{more}. This tokenizer knows {len(stoi)} characters; build it from a "
+        "text that contains these characters, or remove them from the input.")
+
+
+def check_merge(k: int, pair, table: dict, ranks: dict) -> tuple[int, int]:
+    """Merge ``k`` of a BPE: a pair of ids of tokens that exist before it (in ``table``)
+    and not merged before (in ``ranks``); returned as a tuple of two ints."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(t, int) and t in table for t in pair)):
+        raise ValueError(f"merge {k} must be a pair of ids of tokens made before it (for "
+                         f"a trained tokenizer, ids in [0, {256 + k})), got {pair!r}")
+    pair = (int(pair[0]), int(pair[1]))
+    if pair in ranks:
+        raise ValueError(f"merge {k} repeats the pair {pair}, which is already merge "
+                         f"{ranks[pair]}")
+    return pair
+
+
+def check_vocab_token(ids_of: dict, token: bytes, what: str) -> int:
+    """The id of ``token`` in a byte-level vocabulary ``{bytes: id}``, which must have it."""
+    if token not in ids_of:
+        raise ValueError(f"the vocabulary has no token for {what} {token!r}: a byte-level "
+                         "BPE needs all 256 bytes and the token each merge makes")
+    return ids_of[token]
+
+
+def check_special_tokens(tokens, name: str = "special_tokens", *, distinct: bool = True):
+    """Special tokens: a list (or any iterable) of non-empty strs, or a mapping
+    ``{token: id}``, never one str; with ``distinct``, a list names no token twice.
+    Returns the mapping, or the tokens as a list."""
+    from collections.abc import Mapping
+
+    if isinstance(tokens, (str, bytes)):
+        one = "string" if isinstance(tokens, str) else type(tokens).__name__
+        raise TypeError(f"{name} must be a list of strings such as [{tokens!r}], not one "
+                        f"{one}")
+    if not isinstance(tokens, Mapping):
+        tokens = list(tokens)
+        if distinct and len(set(tokens)) < len(tokens):
+            raise ValueError(f"{name} must be distinct non-empty strings, but it lists a "
+                             f"token twice: {tokens!r}")
+    for token in tokens:
+        check_text("a special token", token)
+        if not token:
+            raise ValueError("a special token must hold at least one character, got ''")
+    return tokens
+
+
+def check_special_ids(specials: dict, table: dict) -> None:
+    """Each special token of ``{token: id}`` has an int id >= 0 that no token of
+    ``table`` (``{id: bytes}``) has."""
+    for token, i in specials.items():
+        if not isinstance(i, int) or i < 0 or i in table:
+            raise ValueError(f"special token {token!r} needs an id of its own, got {i!r}")
+
+
+def check_contiguous_ids(by_id: dict, n: int) -> None:
+    """The ids of ``n`` tokens, ``by_id`` (``{id: token}``), are 0 to n - 1, one each."""
+    if len(by_id) < n or set(by_id) != set(range(n)):
+        gaps = sorted(set(range(n)) - set(by_id))
+        problem = f"no token has id {gaps[0]}" if gaps else "two tokens share an id"
+        raise ValueError(f"token ids must run from 0 to {n - 1}, one token each: "
+                         f"{problem}")
+
+
+def check_learn_args(chunk_counts, n_merges) -> None:
+    """The arguments of the BPE trainers: a table ``{chunk: count}`` and a number of
+    merges >= 0."""
+    from collections.abc import Mapping
+
+    if not isinstance(chunk_counts, Mapping):
+        raise TypeError("chunk_counts must map each chunk (a str) to how often it occurs, "
+                        f"as count_chunks(text) does, got {type(chunk_counts).__name__}")
+    check_int("n_merges", n_merges, minimum=0)
+
+
+def check_vocab_size(vocab_size, minimum: int, what: str) -> None:
+    """``vocab_size`` is an int of at least ``minimum``, the alphabet (``what`` says
+    what it holds)."""
+    check_int("vocab_size", vocab_size, minimum=None)
+    if vocab_size < minimum:
+        raise ValueError(f"vocab_size={vocab_size} is smaller than the alphabet: it must "
+                         f"be at least {minimum} ({what})")
+
+
+def check_corpus(texts) -> list[str]:
+    """Training texts (one str, or an iterable of str) as a list of str, holding at
+    least one character."""
+    from collections.abc import Iterable
+
+    if isinstance(texts, str):
+        texts = [texts]
+    elif isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a str or an iterable of str, got "
+                        f"{type(texts).__name__}")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        check_text(f"texts[{i}]", t)
+    if not any(texts):
+        raise ValueError(f"the corpus is empty: got {len(texts)} text(s) and not one "
+                         "character")
+    return texts
+
+
+def check_method(method, methods) -> None:
+    """``method`` names one of ``methods``: "method must be 'fast' or 'naive', got ..."."""
+    if method not in methods:
+        allowed = " or ".join(map(repr, methods))
+        raise ValueError(f"method must be {allowed}, got {method!r}")
+
+
+def check_chunks_found(chunk_counts, text: str) -> None:
+    """A text to train a tokenizer on has at least one chunk outside special tokens."""
+    if not chunk_counts:
+        raise ValueError("cannot learn merges from an empty text"
+                         + " (it holds only special tokens)" * bool(text))
+
+
+def check_library_tokenizer(tokenizer) -> None:
+    """``tokenizer`` is a ``tokenizers.Tokenizer`` (the Hugging Face library's)."""
+    from tokenizers import Tokenizer
+
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"tokenizer must be a tokenizers.Tokenizer, got "
+                        f"{type(tokenizer).__name__}")
+
+
+def check_wordpiece_alphabet(trained_size: int, vocab_size: int, n_special: int) -> None:
+    """A WordPiece vocabulary trained with the library: it kept the whole alphabet, so
+    it must fit in ``vocab_size``, and it must hold more than the special tokens."""
+    if trained_size > vocab_size:
+        raise ValueError(
+            f"vocab_size={vocab_size} is smaller than the alphabet of this corpus: it "
+            f"needs at least {trained_size} (the {n_special} special tokens, every "
+            "character, and every character that continues a word as a ## piece)")
+    if trained_size == n_special:
+        raise ValueError("the corpus is empty after normalization: it holds only "
+                         "whitespace and control characters")
+
+
+def check_no_unknown(encoding, unk_id, unk_token, inputs: dict) -> None:
+    """No token of a library ``Encoding`` is the unknown token; the error names the
+    first five pieces of the input that became it. ``inputs`` maps each sequence id
+    to ``(name, text)``: ``{0: ("text", text), 1: ("pair", pair)}``."""
+    if unk_id is None:
+        return
+    unknown = [k for k, i in enumerate(encoding.ids) if i == unk_id]
+    if not unknown:
+        return
+    pieces = []
+    for k in unknown[:5]:
+        name, source = inputs[encoding.sequence_ids[k]]
+        start, end = encoding.offsets[k]
+        pieces.append(f"{source[start:end]!r} at index {start} of {name}")
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    raise ValueError(
+        f"cannot encode {len(unknown)} piece(s) that the vocabulary cannot spell (they "
+        f"would become {unk_token}): {', '.join(pieces)}{more}. Train the tokenizer on "
+        "text that contains these characters, or use a byte-level BPE, which can encode "
+        "any text.")
+
+
+def check_distinct_tokens(vocab: dict, vocab_size: int) -> None:
+    """A ``{token string: id}`` table holds all ``vocab_size`` tokens: no two of them
+    have the same bytes."""
+    if len(vocab) < vocab_size:
+        raise ValueError("two tokens have the same bytes, which a tokenizers.BPE "
+                         "vocabulary cannot hold")
+
+
+def check_stand_ins(token: str, stand_ins) -> None:
+    """A vocabulary entry is written with GPT-2's byte stand-ins only."""
+    if not token or any(c not in stand_ins for c in token):
+        raise ValueError(f"the vocabulary entry {token!r} is not written with GPT-2's "
+                         "byte stand-ins; if it is a special token, list it in "
+                         "special_tokens")
+
+
+def check_merge_names(k: int, merge, parts, ids) -> None:
+    """Merge ``k`` of a merges file, split into ``parts``: two tokens of the vocabulary
+    ``ids``, whose concatenation is a token too."""
+    if not (isinstance(parts, (list, tuple)) and len(parts) == 2
+            and all(isinstance(p, str) and p for p in parts)):
+        raise ValueError(f"merge {k} must be two tokens, 'Ġ t' or ['Ġ', 't'], got "
+                         f"{merge!r}")
+    for token in (*parts, parts[0] + parts[1]):
+        if token not in ids:
+            raise ValueError(f"merge {k} ({parts[0]!r} + {parts[1]!r}) needs the token "
+                             f"{token!r}, which is not in the vocabulary")
+
+
+def check_vocab_json(vocab) -> None:
+    """A GPT-2-style vocabulary: a mapping from token strings to integer ids."""
+    from collections.abc import Mapping
+
+    if not isinstance(vocab, Mapping) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in vocab.values()):
+        raise TypeError("vocab must map token strings to integer ids, as vocab.json "
+                        "does")
+
+
+def check_byte_level_bpe(saved: dict, path) -> None:
+    """A tokenizer the ``tokenizers`` library saved (its JSON, as a dict) is a
+    byte-level BPE whose ids ``BPETokenizer`` reproduces; the error lists everything
+    that is not."""
+    model, pre = saved.get("model") or {}, saved.get("pre_tokenizer") or {}
+    problems = []
+    if model.get("type") != "BPE":
+        problems.append(f"its model is {model.get('type')!r}, not 'BPE'")
+    if saved.get("normalizer"):
+        problems.append(f"it normalizes text first ({saved['normalizer'].get('type')})")
+    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        problems.append(f"its pre-tokenizer is not GPT-2's ByteLevel: {pre}")
+    elif pre.get("add_prefix_space"):
+        problems.append("its pre-tokenizer adds a space in front of the text")
+    post = saved.get("post_processor") or {"type": "ByteLevel"}
+    if post.get("type") != "ByteLevel":
+        problems.append(f"its post-processor ({post.get('type')}) adds tokens")
+    for option in ("dropout", "continuing_subword_prefix", "end_of_word_suffix",
+                   "byte_fallback", "ignore_merges"):
+        if model.get(option):
+            problems.append(f"its model sets {option}={model[option]!r}")
+    for token in saved.get("added_tokens") or []:
+        if token.get("lstrip") or token.get("rstrip") or token.get("single_word"):
+            problems.append(f"its added token {token['content']!r} strips or matches "
+                            "whole words")
+    if problems:
+        raise ValueError(f"{path} is not a byte-level BPE that BPETokenizer can load: "
+                         + "; ".join(problems))
+
+
+def check_pretrained(name, known) -> None:
+    """``name`` is one of the published tokenizers ``known``."""
+    if name not in known:
+        raise ValueError(f"unknown tokenizer {name!r}; known: {', '.join(known)}")
+
+
+def check_pretrained_files(folder, missing, rule, fix: str) -> None:
+    """Where nothing may be downloaded (``rule`` says why; None: downloads are allowed),
+    no file of a published tokenizer is ``missing`` from ``folder``."""
+    from minillm.data import DataUnavailableError
+
+    if missing and rule:
+        raise DataUnavailableError(f"{folder} has no {' and no '.join(missing)}, and "
+                                   f"nothing is downloaded when {rule}: {fix}")
+
+
+def check_pretrained_size(tokenizer, expected: int, name: str, folder) -> None:
+    """The files of a published tokenizer gave the number of tokens it has."""
+    if tokenizer.vocab_size != expected:
+        raise ValueError(f"the files in {folder} give {tokenizer.vocab_size:,} tokens, "
+                         f"but {name} has {expected:,}: delete them and try again")
+
+
+def check_stream(texts, batch_chars) -> None:
+    """The arguments of ``encode_iterable``: an iterable of str (not one str) and a
+    batch size >= 1."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("texts must be an iterable of str, such as an open file or a "
+                        f"list of lines, not one {type(texts).__name__}: encode a str "
+                        "with encode()")
+    if not isinstance(batch_chars, int) or batch_chars < 1:
+        raise ValueError(f"batch_chars must be an int >= 1, got {batch_chars!r}")

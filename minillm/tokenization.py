@@ -23,87 +23,52 @@ import json
 import operator
 import os
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import regex
-from tokenizers import (Encoding, Tokenizer, decoders, models, normalizers,
-                        pre_tokenizers, processors, trainers)
+from tokenizers import Encoding, Tokenizer, decoders, models, normalizers
+from tokenizers import pre_tokenizers, processors, trainers
 
-from minillm.data import (DATA_DIR_ENV, DataFile, DataUnavailableError, cache_dir,
-                          download)
-from minillm.support import add_to_class
-
-
-def _describe(ch: str) -> str:
-    """How error messages name a character: 'é' (U+00E9 LATIN SMALL LETTER E WITH ACUTE)."""
-    name = unicodedata.name(ch, "")
-    return f"{ch!r} (U+{ord(ch):04X}{' ' + name if name else ''})"
-
-
-def _check_text(text, name: str = "text") -> None:
-    """Fail early on input no tokenizer can encode: a non-string, or a string UTF-8 cannot represent."""
-    if not isinstance(text, str):
-        hint = " (decode bytes first, e.g. data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
-        raise TypeError(f"{name} must be a str, got {type(text).__name__}{hint}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(
-            f"{name} cannot be encoded as UTF-8: it contains the lone surrogate {_describe(text[err.start])} "
-            f"at index {err.start}, which is not a character (was it decoded with errors='surrogateescape'?)"
-        ) from None
+from minillm.data import DATA_DIR_ENV, DataFile, DataUnavailableError
+from minillm.data import cache_dir, download
+from minillm.support import add_to_class, check_byte_level_bpe, check_char_vocab
+from minillm.support import check_chunks_found, check_contiguous_ids, check_corpus
+from minillm.support import check_distinct_tokens, check_id_list, check_known_chars
+from minillm.support import check_learn_args, check_library_tokenizer, check_merge
+from minillm.support import check_merge_names, check_method, check_no_unknown
+from minillm.support import check_pretrained, check_pretrained_files
+from minillm.support import check_pretrained_size, check_special_ids
+from minillm.support import check_special_tokens, check_stand_ins, check_stream
+from minillm.support import check_text, check_vocab_json, check_vocab_size
+from minillm.support import check_vocab_token, check_wordpiece_alphabet
 
 
-def _as_id_list(ids, vocab_size: int) -> list[int]:
-    """Token ids (a list, a 1-D tensor or array) as a list of ints in ``[0, vocab_size)``, or a clear error."""
-    if hasattr(ids, "tolist"):
-        ids = ids.tolist()
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        raise TypeError(f"ids must be a sequence of integer token ids, got {type(ids).__name__}")
-    out = []
-    for position, i in enumerate(ids):
-        try:
-            i = operator.index(i)
-        except TypeError:
-            raise TypeError(f"ids must be integers, got {type(i).__name__} at position {position}") from None
-        if not 0 <= i < vocab_size:
-            raise ValueError(f"id {i} at position {position} is outside the vocabulary: ids lie in [0, {vocab_size})")
-        out.append(i)
-    return out
-
-
+# %% notebooks/02_tokenization.ipynb, cell 13: 2.2 A character tokenizer
 class CharTokenizer:
-    """One token per character: the tokenizer of chapter 1, and of the character-level GPT of chapter 7.
+    """One token per character: the tokenizer of chapter 1, and of the character-level
+    GPT of chapter 7.
 
-    ``CharTokenizer.from_text(text)`` takes the distinct characters of a text, in sorted order, as the
-    vocabulary (for tiny Shakespeare: 65 characters, ``'\\n'`` = 0, ``' '`` = 1, ...).
-    ``encode(text)`` returns a list of ids in ``[0, vocab_size)`` and ``decode(ids)`` inverts it.
-    A character outside the vocabulary is an error: it is never dropped or replaced silently.
+    ``CharTokenizer.from_text(text)`` takes the distinct characters of a text, in sorted
+    order, as the vocabulary (for tiny Shakespeare: 65 characters, ``'\\n'`` = 0,
+    ``' '`` = 1, ...). ``encode(text)`` returns a list of ids in ``[0, vocab_size)`` and
+    ``decode(ids)`` inverts it. A character outside the vocabulary is an error: it is
+    never dropped or replaced silently.
     """
 
     def __init__(self, chars: Sequence[str]):
         chars = list(chars)
-        if not chars:
-            raise ValueError("a CharTokenizer needs at least one character in its vocabulary")
-        for c in chars:
-            if not isinstance(c, str) or len(c) != 1:
-                raise ValueError(f"the vocabulary must hold single characters, got {c!r}")
-        repeated = sorted(c for c, n in Counter(chars).items() if n > 1)
-        if repeated:
-            raise ValueError(f"the vocabulary lists these characters more than once: {repeated}")
+        check_char_vocab(chars)
         self.itos: list[str] = chars  # id -> character
-        self.stoi: dict[str, int] = {c: i for i, c in enumerate(chars)}  # character -> id
+        self.stoi: dict[str, int] = {c: i for i, c in enumerate(chars)}  # char -> id
 
     @classmethod
     def from_text(cls, text: str) -> "CharTokenizer":
-        """The tokenizer whose vocabulary is the sorted distinct characters of ``text``."""
-        _check_text(text)
-        if not text:
-            raise ValueError("cannot build a vocabulary from an empty text")
+        """The tokenizer whose vocabulary is the sorted distinct characters of
+        ``text``."""
+        check_text("text", text, empty="build a vocabulary")
         return cls(sorted(set(text)))
 
     @property
@@ -116,35 +81,30 @@ class CharTokenizer:
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
+    # %% notebooks/02_tokenization.ipynb, cell 15: 2.2 A character tokenizer
     def encode(self, text: str) -> list[int]:
-        """The ids of the characters of ``text``; ValueError naming any character not in the vocabulary."""
-        _check_text(text)
-        try:
-            return [self.stoi[c] for c in text]
-        except KeyError:
-            first_seen = {}
-            for i, c in enumerate(text):
-                if c not in self.stoi:
-                    first_seen.setdefault(c, i)
-            shown = ", ".join(f"{_describe(c)} at index {i}" for c, i in list(first_seen.items())[:5])
-            more = f" and {len(first_seen) - 5} more" if len(first_seen) > 5 else ""
-            raise ValueError(
-                f"cannot encode {len(first_seen)} character(s) that are not in the vocabulary: {shown}{more}. "
-                f"This tokenizer knows {self.vocab_size} characters; build it from a text that contains "
-                f"these characters, or remove them from the input."
-            ) from None
+        """The ids of the characters of ``text``; a ValueError names any character that is
+        not in the vocabulary."""
+        check_text("text", text)
+        check_known_chars(text, self.stoi)
+        return [self.stoi[c] for c in text]
 
+    # %% notebooks/02_tokenization.ipynb, cell 15: 2.2 A character tokenizer
     def decode(self, ids) -> str:
         """The text of a sequence of ids (a list of ints, or a 1-D tensor)."""
-        return "".join(self.itos[i] for i in _as_id_list(ids, self.vocab_size))
+        return "".join(self.itos[i] for i in check_id_list(ids, self.vocab_size))
 
 
-# %% notebooks/02_tokenization.ipynb, cell 19: The merge loop
-def pair_counts(ids: Sequence[int], counts: dict | None = None, weight: int = 1) -> dict[tuple[int, int], int]:
-    """Add ``weight`` to ``counts[(a, b)]`` for every adjacent pair ``a, b`` in ``ids``; return ``counts``.
+# %% notebooks/02_tokenization.ipynb, cell 23: The merge loop
+def pair_counts(
+    ids: Sequence[int], counts: dict | None = None, weight: int = 1
+) -> dict[tuple[int, int], int]:
+    """Add ``weight`` to ``counts[(a, b)]`` for every adjacent pair ``a, b`` in ``ids``;
+    return ``counts``.
 
-    ``pair_counts([1, 2, 1, 2])`` is ``{(1, 2): 2, (2, 1): 1}``. Passing the same ``counts`` for several
-    sequences adds them up; ``weight`` counts a sequence that occurs several times in a corpus.
+    ``pair_counts([1, 2, 1, 2])`` is ``{(1, 2): 2, (2, 1): 1}``. Passing the same
+    ``counts`` for several sequences adds them up; ``weight`` counts a sequence that
+    occurs several times in a corpus.
     """
     counts = {} if counts is None else counts
     for pair in zip(ids, ids[1:]):
@@ -153,7 +113,8 @@ def pair_counts(ids: Sequence[int], counts: dict | None = None, weight: int = 1)
 
 
 def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace each occurrence of ``pair`` in ``ids`` by ``new_id``, scanning left to right.
+    """Replace each occurrence of ``pair`` in ``ids`` by ``new_id``, scanning left to
+    right.
 
     Occurrences do not overlap: ``merge_pair([5, 5, 5], (5, 5), 256)`` is ``[256, 5]``.
     """
@@ -169,7 +130,7 @@ def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[i
     return out
 
 
-# %% notebooks/02_tokenization.ipynb, cell 23: Pre-tokenization
+# %% notebooks/02_tokenization.ipynb, cell 27: Pre-tokenization
 # GPT-2's pattern, verbatim: \p{L} is any letter, \p{N} any digit or numeral
 GPT2_SPLIT_PATTERN = (
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -195,19 +156,23 @@ def pretokenize(text: str) -> list[str]:
     each take the one space before them; a run of whitespace leaves its last space to
     the word after it.
     """
-    _check_text(text)
+    check_text("text", text)
     return _chunks(text)
 
 
-# %% notebooks/02_tokenization.ipynb, cell 28: Printing bytes
+# %% notebooks/02_tokenization.ipynb, cell 32: Printing bytes
 def byte_to_unicode() -> dict[int, str]:
     """GPT-2's printable stand-in character for each of the 256 bytes.
 
-    The 188 printable bytes (``!`` to ``~``, ``¡`` to ``¬``, ``®`` to ``ÿ``) stand for themselves; the 68
-    others get U+0100, U+0101, ... in byte order, so a space (32) is ``Ġ`` (U+0120) and a newline (10) is
-    ``Ċ`` (U+010A).
+    The 188 printable bytes (``!`` to ``~``, ``¡`` to ``¬``, ``®`` to ``ÿ``) stand for
+    themselves; the 68 others get U+0100, U+0101, ... in byte order, so a space (32) is
+    ``Ġ`` (U+0120) and a newline (10) is ``Ċ`` (U+010A).
     """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     stand_in = {b: chr(b) for b in printable}
     shifted = 0
     for b in range(256):
@@ -218,72 +183,26 @@ def byte_to_unicode() -> dict[int, str]:
 
 
 _STAND_IN = byte_to_unicode()
-# Bytes ranked by their stand-in characters: the order in which the `tokenizers` library lists them.
-_BYTE_RANK = {b: rank for rank, b in enumerate(sorted(range(256), key=lambda b: _STAND_IN[b]))}
+# Bytes ranked by their stand-in characters: the order of the `tokenizers` library.
+_BY_STAND_IN = sorted(range(256), key=lambda b: _STAND_IN[b])
+_BYTE_RANK = {b: rank for rank, b in enumerate(_BY_STAND_IN)}
 
 
-# %% notebooks/02_tokenization.ipynb, cell 31: The tokenizer
-def _check_merge(k: int, pair, table: dict, ranks: dict) -> tuple[int, int]:
-    """Merge ``k`` as a pair of ids of tokens that exist before it, or a clear error."""
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
-            and all(isinstance(t, int) and t in table for t in pair)):
-        raise ValueError(f"merge {k} must be a pair of ids of tokens made before "
-                         f"it (for a trained tokenizer, ids in [0, {256 + k})), "
-                         f"got {pair!r}")
-    pair = (int(pair[0]), int(pair[1]))
-    if pair in ranks:
-        raise ValueError(f"merge {k} repeats the pair {pair}, which is already "
-                         f"merge {ranks[pair]}")
-    return pair
-
-
-def _token_id(ids_of: dict[bytes, int], token: bytes, what: str) -> int:
-    if token not in ids_of:
-        raise ValueError(f"the vocabulary has no token for {what} {token!r}: a byte-"
-                         "level BPE needs all 256 bytes and the token each merge makes")
-    return ids_of[token]
-
-
+# %% notebooks/02_tokenization.ipynb, cell 35: The tokenizer
 def _special_ids(special_tokens, table: dict) -> dict[str, int]:
     """Special tokens as ``{token: id}``; a list takes the ids after ``table``."""
-    if isinstance(special_tokens, (str, bytes)):
-        raise TypeError("special_tokens must be a list of strings such as "
-                        f"[{special_tokens!r}], not one "
-                        f"{type(special_tokens).__name__}")
+    special_tokens = check_special_tokens(special_tokens)  # a list, or {token: id}
     if not isinstance(special_tokens, Mapping):
-        tokens = list(special_tokens)
-        if len(set(tokens)) < len(tokens):
-            raise ValueError(f"special_tokens lists a token twice: {tokens!r}")
-        special_tokens = {t: len(table) + j for j, t in enumerate(tokens)}
-    for token, i in special_tokens.items():
-        _check_text(token, name="a special token")
-        if not token:
-            raise ValueError("a special token must hold at least one character, got ''")
-        if not isinstance(i, int) or i < 0 or i in table:
-            raise ValueError(f"special token {token!r} needs an id of its own, "
-                             f"got {i!r}")
+        special_tokens = {t: len(table) + j for j, t in enumerate(special_tokens)}
+    check_special_ids(special_tokens, table)
     return dict(special_tokens)
 
 
 def _id_table(table: dict[int, bytes], specials: dict[str, int]) -> list[bytes]:
     """Every token's bytes by id (a special token's: its UTF-8 text), ids 0 to n - 1."""
     by_id = {**table, **{i: t.encode("utf-8") for t, i in specials.items()}}
-    n = len(table) + len(specials)
-    if len(by_id) < n or set(by_id) != set(range(n)):
-        gaps = sorted(set(range(n)) - set(by_id))
-        problem = f"no token has id {gaps[0]}" if gaps else "two tokens share an id"
-        raise ValueError(f"token ids must run from 0 to {n - 1}, one token each: "
-                         f"{problem}")
-    return [by_id[i] for i in range(n)]
-
-
-def _check_learn_args(chunk_counts, n_merges) -> None:
-    if not isinstance(chunk_counts, Mapping):
-        raise TypeError("chunk_counts must map each chunk (a str) to how often it "
-                        "occurs, as count_chunks(text) does, got "
-                        f"{type(chunk_counts).__name__}")
-    if not isinstance(n_merges, int) or isinstance(n_merges, bool) or n_merges < 0:
-        raise ValueError(f"n_merges must be an int >= 0, got {n_merges!r}")
+    check_contiguous_ids(by_id, len(table) + len(specials))
+    return [by_id[i] for i in range(len(by_id))]
 
 
 def _special_splitter(specials) -> re.Pattern | None:
@@ -294,36 +213,38 @@ def _special_splitter(specials) -> re.Pattern | None:
     return re.compile("(" + "|".join(map(re.escape, longest_first)) + ")")
 
 
-# %% notebooks/02_tokenization.ipynb, cell 32: The tokenizer
+# %% notebooks/02_tokenization.ipynb, cell 36: The tokenizer
 class BPETokenizer:
     """Byte-level byte-pair encoding, written from scratch.
 
     The vocabulary is the 256 bytes (ids 0-255), one token per merge (merge ``k``
     turns the pair of ids ``merges[k]`` into id ``256 + k``), then the special tokens,
     which are never split (section 2.8). ``decode(encode(s)) == s`` for every str.
-
-    ``BPETokenizer.train(text, vocab_size)`` learns the merges (section 2.4), and
-    ``BPETokenizer(merges, special_tokens)`` rebuilds a tokenizer from them.
-    ``vocab``, a ``{id: bytes}`` table of the tokens that are not special, numbers
-    them another way: the loaders of real vocabularies (section 2.9) use it.
+    ``BPETokenizer.train(text, vocab_size)`` learns the merges (section 2.4); loaders
+    of real vocabularies (section 2.9) pass ``vocab``, their ``{id: bytes}`` table.
     """
 
-    def __init__(self, merges: Sequence[tuple[int, int]] = (),
-                 special_tokens: Sequence[str] | Mapping[str, int] = (), *,
-                 vocab: Mapping[int, bytes] | None = None):
+    def __init__(
+        self,
+        merges: Sequence[tuple[int, int]] = (),
+        special_tokens: Sequence[str] | Mapping[str, int] = (),
+        *,
+        vocab: Mapping[int, bytes] | None = None,
+    ):
         table = {b: bytes([b]) for b in range(256)} if vocab is None else dict(vocab)
         ids_of = {token: i for i, token in table.items()}  # bytes -> id
-        self.byte_ids = [_token_id(ids_of, bytes([b]), "byte") for b in range(256)]
+        byte_ids = [check_vocab_token(ids_of, bytes([b]), "byte") for b in range(256)]
+        self.byte_ids = byte_ids  # byte -> id
         self.merges: list[tuple[int, int]] = []  # merge k: the pair of ids it joins
         self.ranks: dict[tuple[int, int], int] = {}  # pair -> k: lower = learned first
         self.merge_ids: list[int] = []  # merge k -> the id of the token it makes
         for k, pair in enumerate(merges):
-            a, b = pair = _check_merge(k, pair, table, self.ranks)
+            a, b = pair = check_merge(k, pair, table, self.ranks)
             if vocab is None:  # a trained tokenizer: merge k makes the new id 256 + k
                 made = 256 + k
                 table[made] = table[a] + table[b]
             else:  # a loaded vocabulary: the token a merge makes has an id already
-                made = _token_id(ids_of, table[a] + table[b], f"merge {k}")
+                made = check_vocab_token(ids_of, table[a] + table[b], f"merge {k}")
             self.merges.append(pair)
             self.ranks[pair] = k
             self.merge_ids.append(made)
@@ -333,24 +254,28 @@ class BPETokenizer:
         self._special_re = _special_splitter(self.special_tokens)
         self._cache: dict[str, list[int]] = {}
 
+    # %% notebooks/02_tokenization.ipynb, cell 38: The tokenizer
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    # %% notebooks/02_tokenization.ipynb, cell 38: The tokenizer
     def __repr__(self) -> str:
         if not self.special_tokens:
             return f"BPETokenizer(vocab_size={self.vocab_size})"
-        return (f"BPETokenizer(vocab_size={self.vocab_size}, "
-                f"special_tokens={list(self.special_tokens)})")
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, "
+            f"special_tokens={list(self.special_tokens)})"
+        )
 
-    # %% notebooks/02_tokenization.ipynb, cell 34: The tokenizer
+    # %% notebooks/02_tokenization.ipynb, cell 40: The tokenizer
     def encode(self, text: str, allow_special: bool = True) -> list[int]:
         """The token ids of ``text``: pre-tokenize, then apply the merges in each chunk.
 
         Special tokens are cut out first and get their own ids (section 2.8); with
         ``allow_special=False`` they are encoded as ordinary text.
         """
-        _check_text(text)
+        check_text("text", text)
         ids = []
         cut_out = allow_special and self._special_re
         parts = self._special_re.split(text) if cut_out else [text]
@@ -363,7 +288,7 @@ class BPETokenizer:
                     ids.extend(self._encode_chunk(chunk) if cached is None else cached)
         return ids
 
-    # %% notebooks/02_tokenization.ipynb, cell 34: The tokenizer
+    # %% notebooks/02_tokenization.ipynb, cell 42: The tokenizer
     def _encode_chunk(self, chunk: str) -> list[int]:
         if chunk in self._cache:
             return self._cache[chunk]
@@ -378,7 +303,7 @@ class BPETokenizer:
             self._cache[chunk] = ids
         return ids
 
-    # %% notebooks/02_tokenization.ipynb, cell 36: The tokenizer
+    # %% notebooks/02_tokenization.ipynb, cell 44: The tokenizer
     def decode(self, ids, errors: str = "replace") -> str:
         """The text of a sequence of ids (a list of ints, or a 1-D tensor).
 
@@ -387,26 +312,24 @@ class BPETokenizer:
         UTF-8: ``errors="replace"`` shows the broken part as U+FFFD, and
         ``errors="strict"`` raises ``UnicodeDecodeError``.
         """
-        data = b"".join(self.vocab[i] for i in _as_id_list(ids, self.vocab_size))
+        data = b"".join(self.vocab[i] for i in check_id_list(ids, self.vocab_size))
         return data.decode("utf-8", errors=errors)
 
-    # %% notebooks/02_tokenization.ipynb, cell 36: The tokenizer
+    # %% notebooks/02_tokenization.ipynb, cell 44: The tokenizer
     def id_to_token(self, i: int) -> str:
         """Token ``i`` as GPT-2 prints it: its bytes written with their stand-ins
         (``' the'`` is ``'Ġthe'``); a special token as its text."""
-        (i,) = _as_id_list([i], self.vocab_size)
+        (i,) = check_id_list([i], self.vocab_size)
         if i in self.special_tokens.values():
             return self.vocab[i].decode("utf-8")
         return "".join(_STAND_IN[b] for b in self.vocab[i])
 
-    # %% notebooks/02_tokenization.ipynb, cell 55: 2.4 The `tokenizers` library
+    # %% notebooks/02_tokenization.ipynb, cell 63: 2.4 The `tokenizers` library
     def to_tokenizers(self) -> Tokenizer:
         """The same tokenizer as a ``tokenizers.Tokenizer``: the same ids, computed by the
         library's Rust code."""
         vocab = {self.id_to_token(i): i for i in range(self.vocab_size)}
-        if len(vocab) < self.vocab_size:
-            raise ValueError("two tokens have the same bytes, which a tokenizers.BPE "
-                             "vocabulary cannot hold")
+        check_distinct_tokens(vocab, self.vocab_size)  # no two tokens with the same bytes
         merges = [(self.id_to_token(a), self.id_to_token(b)) for a, b in self.merges]
         tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -414,10 +337,16 @@ class BPETokenizer:
         tokenizer.add_special_tokens(list(self.special_tokens))
         return tokenizer
 
-    # %% notebooks/02_tokenization.ipynb, cell 71: A faster trainer
+    # %% notebooks/02_tokenization.ipynb, cell 80: A faster trainer
     @classmethod
-    def train(cls, text: str, vocab_size: int, special_tokens: Sequence[str] = (), *,
-              method: str = "fast") -> "BPETokenizer":
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        special_tokens: Sequence[str] = (),
+        *,
+        method: str = "fast",
+    ) -> "BPETokenizer":
         """Learn a tokenizer of ``vocab_size`` tokens from ``text``: the 256 bytes, the
         merges, then ``special_tokens``, which never take part in a merge.
 
@@ -426,37 +355,41 @@ class BPETokenizer:
         every chunk becomes a single token first.
         """
         learners = {"fast": learn_merges_fast, "naive": learn_merges_naive}
-        if method not in learners:
-            raise ValueError(f"method must be 'fast' or 'naive', got {method!r}")
+        check_method(method, learners)
         specials = list(_special_ids(special_tokens, {}))
-        _check_vocab_size(vocab_size, 256 + len(specials),
-                          f"the 256 bytes and {len(specials)} special token(s)")
+        check_vocab_size(
+            vocab_size,
+            256 + len(specials),
+            f"the 256 bytes and {len(specials)} special token(s)",
+        )
         chunk_counts = count_chunks(text, specials)
-        if not chunk_counts:
-            raise ValueError("cannot learn merges from an empty text"
-                             + " (it holds only special tokens)" * bool(text))
+        check_chunks_found(chunk_counts, text)
         merges = learners[method](chunk_counts, vocab_size - 256 - len(specials))
         return cls(merges, specials)
 
-    # %% notebooks/02_tokenization.ipynb, cell 107: 2.8 Special tokens
+    # %% notebooks/02_tokenization.ipynb, cell 121: 2.8 Special tokens
     def with_special_tokens(self, tokens: Sequence[str]) -> "BPETokenizer":
         """A copy of this tokenizer with ``tokens`` added as special tokens, taking the
         next ids; every id it had stays (a token that is special already keeps its id).
 
         ``tokenizer.with_special_tokens(CHAT_TOKENS)`` adds the role markers of chapter 11.
         """
-        if isinstance(tokens, (str, bytes)):
-            raise TypeError(f"tokens must be a list of strings such as [{tokens!r}], "
-                            f"not one {type(tokens).__name__}")
+        tokens = check_special_tokens(tokens, "tokens", distinct=False)
         added = [t for t in dict.fromkeys(tokens) if t not in self.special_tokens]
-        specials = {**self.special_tokens,
-                    **{t: self.vocab_size + j for j, t in enumerate(added)}}
+        specials = {
+            **self.special_tokens,
+            **{t: self.vocab_size + j for j, t in enumerate(added)},
+        }
         return type(self)(self.merges, specials, vocab=self._given_vocab)
 
-    # %% notebooks/02_tokenization.ipynb, cell 113: 2.9 Loading a real vocabulary
+    # %% notebooks/02_tokenization.ipynb, cell 127: 2.9 Loading a real vocabulary
     @classmethod
-    def from_vocab(cls, vocab: Mapping[str, int], merges: Sequence,
-                   special_tokens: Sequence[str] | Mapping[str, int] | None = None):
+    def from_vocab(
+        cls,
+        vocab: Mapping[str, int],
+        merges: Sequence,
+        special_tokens: Sequence[str] | Mapping[str, int] | None = None,
+    ):
         """A tokenizer from a GPT-2-style vocabulary, with the ids it gives.
 
         ``vocab`` maps each token, written with the byte stand-ins (``"Ġthe"``), to its
@@ -465,24 +398,24 @@ class BPETokenizer:
         byte nor made by a merge (GPT-2: ``<|endoftext|>``); one not in ``vocab`` gets the
         next id.
         """
-        if not isinstance(vocab, Mapping) or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in vocab.values()):
-            raise TypeError("vocab must map token strings to integer ids, as vocab.json "
-                            "does")
+        check_vocab_json(vocab)
         names = [_merge_names(k, merge, vocab) for k, merge in enumerate(merges)]
         if special_tokens is None:
             made = {vocab[a + b] for a, b in names}
-            special_tokens = {t: i for t, i in vocab.items()
-                              if i not in made and len(t) > 1}
+            special_tokens = {
+                t: i for t, i in vocab.items() if i not in made and len(t) > 1
+            }
         elif not isinstance(special_tokens, Mapping):
-            _special_ids(special_tokens, {})  # the checks of a list of special tokens
+            special_tokens = check_special_tokens(special_tokens)
             extra = [t for t in dict.fromkeys(special_tokens) if t not in vocab]
-            special_tokens = {**{t: vocab[t] for t in special_tokens if t in vocab},
-                              **{t: len(vocab) + j for j, t in enumerate(extra)}}
+            special_tokens = {
+                **{t: vocab[t] for t in special_tokens if t in vocab},
+                **{t: len(vocab) + j for j, t in enumerate(extra)},
+            }
         table = {i: _token_bytes(t) for t, i in vocab.items() if t not in special_tokens}
         return cls([(vocab[a], vocab[b]) for a, b in names], special_tokens, vocab=table)
 
-    # %% notebooks/02_tokenization.ipynb, cell 115: 2.9 Loading a real vocabulary
+    # %% notebooks/02_tokenization.ipynb, cell 129: 2.9 Loading a real vocabulary
     @classmethod
     def from_files(cls, vocab_path, merges_path, special_tokens=None) -> "BPETokenizer":
         """Load GPT-2's two files: ``vocab.json`` (``{token: id}``) and ``merges.txt`` (one
@@ -490,28 +423,29 @@ class BPETokenizer:
         :meth:`from_vocab`."""
         vocab = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
         lines = Path(merges_path).read_text(encoding="utf-8").split("\n")
-        merges = [line.rstrip("\r") for line in lines
-                  if line.strip() and not line.startswith("#version")]
+        merges = [
+            line.rstrip("\r")
+            for line in lines
+            if line.strip() and not line.startswith("#version")
+        ]
         return cls.from_vocab(vocab, merges, special_tokens)
 
-    # %% notebooks/02_tokenization.ipynb, cell 115: 2.9 Loading a real vocabulary
+    # %% notebooks/02_tokenization.ipynb, cell 129: 2.9 Loading a real vocabulary
     @classmethod
     def from_tokenizers_json(cls, path) -> "BPETokenizer":
         """Load a byte-level BPE that the ``tokenizers`` library saved
         (``tokenizer.save(path)``, e.g. one from :func:`train_bpe`); its added tokens
         become special tokens."""
         saved = json.loads(Path(path).read_text(encoding="utf-8"))
-        problems = _not_byte_level_bpe(saved)
-        if problems:
-            raise ValueError(f"{path} is not a byte-level BPE that BPETokenizer can load: "
-                             + "; ".join(problems))
+        check_byte_level_bpe(saved, path)  # the library's options we do not reproduce
         specials = {t["content"]: t["id"] for t in saved.get("added_tokens") or []}
         return cls.from_vocab(saved["model"]["vocab"], saved["model"]["merges"], specials)
 
-    # %% notebooks/02_tokenization.ipynb, cell 124: 2.9 Loading a real vocabulary
+    # %% notebooks/02_tokenization.ipynb, cell 137: 2.9 Loading a real vocabulary
     @classmethod
-    def from_pretrained(cls, name: str = "gpt2", *, local_dir=None,
-                        timeout: float = 60.0) -> "BPETokenizer":
+    def from_pretrained(
+        cls, name: str = "gpt2", *, local_dir=None, timeout: float = 60.0
+    ) -> "BPETokenizer":
         """A published tokenizer, by name: ``"gpt2"`` (50,257 tokens: the 256 bytes, 50,000
         merges and ``<|endoftext|>``).
 
@@ -521,17 +455,13 @@ class BPETokenizer:
         are missing and cannot be downloaded, a ``DataUnavailableError`` names the URLs and
         the folder to put them in.
         """
-        if name not in PRETRAINED:
-            raise ValueError(f"unknown tokenizer {name!r}; known: {', '.join(PRETRAINED)}")
+        check_pretrained(name, PRETRAINED)
         folder = _pretrained_folder(name, local_dir, timeout)
         tokenizer = cls.from_files(folder / "vocab.json", folder / "merges.txt")
-        expected = PRETRAINED[name]["vocab_size"]
-        if tokenizer.vocab_size != expected:
-            raise ValueError(f"the files in {folder} give {tokenizer.vocab_size:,} tokens, "
-                             f"but {name} has {expected:,}: delete them and try again")
+        check_pretrained_size(tokenizer, PRETRAINED[name]["vocab_size"], name, folder)
         return tokenizer
 
-    # %% notebooks/02_tokenization.ipynb, cell 130: 2.10 Encoding a file piece by piece
+    # %% notebooks/02_tokenization.ipynb, cell 143: 2.10 Encoding a file piece by piece
     def _stable_prefix(self, text: str, allow_special: bool = True) -> int:
         """How much of ``text`` encodes the same whatever text follows it."""
         start, end = 0, len(text)
@@ -551,22 +481,22 @@ class BPETokenizer:
         chunks = _chunks(text[start:end])  # the last two chunks may still grow or merge
         return end - len(chunks[-1]) - len(chunks[-2]) if len(chunks) >= 2 else start
 
-    # %% notebooks/02_tokenization.ipynb, cell 132: 2.10 Encoding a file piece by piece
-    def encode_iterable(self, texts: Iterable[str], allow_special: bool = True, *,
-                        batch_chars: int = 1 << 16) -> Iterator[int]:
+    # %% notebooks/02_tokenization.ipynb, cell 145: 2.10 Encoding a file piece by piece
+    def encode_iterable(
+        self,
+        texts: Iterable[str],
+        allow_special: bool = True,
+        *,
+        batch_chars: int = 1 << 16,
+    ) -> Iterator[int]:
         """The ids of ``"".join(texts)``, as :meth:`encode` gives them, yielded as the
         pieces arrive (an open file gives its lines). It holds about ``batch_chars``
         characters and the ids they make, whatever the length of the whole text.
         """
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("texts must be an iterable of str, such as an open file or a "
-                            f"list of lines, not one {type(texts).__name__}: encode a str "
-                            "with encode()")
-        if not isinstance(batch_chars, int) or batch_chars < 1:
-            raise ValueError(f"batch_chars must be an int >= 1, got {batch_chars!r}")
+        check_stream(texts, batch_chars)
         pending, size = [], 0
         for k, piece in enumerate(texts):
-            _check_text(piece, name=f"piece {k} of texts")
+            check_text(f"piece {k} of texts", piece)
             pending.append(piece)
             size += len(piece)
             if size >= batch_chars:
@@ -577,7 +507,7 @@ class BPETokenizer:
         yield from self.encode("".join(pending), allow_special)
 
 
-# %% notebooks/02_tokenization.ipynb, cell 38: Training
+# %% notebooks/02_tokenization.ipynb, cell 46: Training
 def _pair_order(pair: tuple[int, int]) -> tuple[int, int]:
     """Training's tie-break: among equally frequent pairs, the one whose tokens come
     first, bytes ordered by their stand-ins (``!`` first), then merged tokens, oldest
@@ -586,14 +516,15 @@ def _pair_order(pair: tuple[int, int]) -> tuple[int, int]:
     return (_BYTE_RANK[a] if a < 256 else a, _BYTE_RANK[b] if b < 256 else b)
 
 
-def learn_merges_naive(chunk_counts: Mapping[str, int],
-                       n_merges: int) -> list[tuple[int, int]]:
+def learn_merges_naive(
+    chunk_counts: Mapping[str, int], n_merges: int
+) -> list[tuple[int, int]]:
     """Learn up to ``n_merges`` merges from a table ``{chunk: how often it occurs}``.
 
     Every step recounts every pair of the table and merges the most frequent one; merge
     ``k`` makes the id ``256 + k``. Fewer come back if every chunk becomes one token.
     """
-    _check_learn_args(chunk_counts, n_merges)
+    check_learn_args(chunk_counts, n_merges)
     words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]  # chunks, as ids
     freqs = list(chunk_counts.values())  # how often each chunk occurs
     merges = []
@@ -610,65 +541,46 @@ def learn_merges_naive(chunk_counts: Mapping[str, int],
     return merges
 
 
-# %% notebooks/02_tokenization.ipynb, cell 49: 2.4 The `tokenizers` library
+# %% notebooks/02_tokenization.ipynb, cell 57: 2.4 The `tokenizers` library
 END_OF_TEXT = "<|endoftext|>"  # GPT-2's separator between documents
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
-def _check_corpus(texts) -> list[str]:
-    """The training texts as a list of str (one str, or an iterable of str), holding at least one character."""
-    if isinstance(texts, str):
-        texts = [texts]
-    elif isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
-        raise TypeError(f"texts must be a str or an iterable of str, got {type(texts).__name__}")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        _check_text(t, name=f"texts[{i}]")
-    if not any(texts):
-        raise ValueError(f"the corpus is empty: got {len(texts)} text(s) and not one character")
-    return texts
+def train_bpe(
+    texts: str | Iterable[str],
+    vocab_size: int,
+    *,
+    special_tokens: Sequence[str] = (END_OF_TEXT,),
+) -> Tokenizer:
+    """Train a byte-level BPE, GPT-2's recipe, with the ``tokenizers`` library.
 
-
-def _check_vocab_size(vocab_size, minimum: int, what: str) -> None:
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-        raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-    if vocab_size < minimum:
-        raise ValueError(f"vocab_size={vocab_size} is smaller than the alphabet: it must be at least {minimum} ({what})")
-
-
-def train_bpe(texts: str | Iterable[str], vocab_size: int, *, special_tokens: Sequence[str] = (END_OF_TEXT,)) -> Tokenizer:
-    """Train a byte-level BPE tokenizer, GPT-2's recipe, with the ``tokenizers`` library.
-
-    Args:
-        texts: the training corpus, one str or an iterable of str (e.g. a list of documents).
-        vocab_size: the number of tokens to learn, special tokens and the 256 bytes included. The result
-            is smaller if the corpus runs out of pairs to merge.
-        special_tokens: tokens that are never split, given the first ids (``<|endoftext|>`` = 0 by default).
-    Returns:
-        A ``tokenizers.Tokenizer``: ``tok.encode(s).ids``, ``tok.decode(ids)``, ``tok.save(path)``;
-        :func:`special_token_ids` gives the special tokens' ids. Any str encodes; nothing is ever unknown.
+    ``texts`` is one str or an iterable of str (such as documents). ``vocab_size``
+    counts the 256 bytes and the ``special_tokens``, which are never split and take the
+    first ids (``<|endoftext|>`` = 0 by default); fewer tokens are learned if the corpus
+    runs out of pairs to merge. The result, a ``tokenizers.Tokenizer``, encodes any str
+    (``tok.encode(s).ids``); :func:`special_token_ids` finds its special tokens.
     """
-    texts = _check_corpus(texts)
-    if isinstance(special_tokens, str):
-        raise TypeError(f"special_tokens must be a sequence of strings such as [{special_tokens!r}], not one string")
-    special_tokens = list(special_tokens)
-    if not all(isinstance(t, str) and t for t in special_tokens) or len(set(special_tokens)) != len(special_tokens):
-        raise ValueError(f"special_tokens must be distinct non-empty strings, got {special_tokens!r}")
-    _check_vocab_size(vocab_size, 256 + len(special_tokens), f"the 256 bytes and {len(special_tokens)} special token(s)")
+    texts = check_corpus(texts)
+    special_tokens = list(check_special_tokens(special_tokens))
+    check_vocab_size(
+        vocab_size,
+        256 + len(special_tokens),
+        f"the 256 bytes and {len(special_tokens)} special token(s)",
+    )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=special_tokens,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes, seen in training or not
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes, always
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return tokenizer
 
 
-# %% notebooks/02_tokenization.ipynb, cell 62: A faster trainer
+# %% notebooks/02_tokenization.ipynb, cell 70: A faster trainer
 def _index_pairs(words: list[str], freqs: list[int]) -> tuple[defaultdict, defaultdict]:
     """Count the pairs of a chunk table once, and list the chunks each pair occurs in.
 
@@ -683,46 +595,55 @@ def _index_pairs(words: list[str], freqs: list[int]) -> tuple[defaultdict, defau
     return counts, where
 
 
-# %% notebooks/02_tokenization.ipynb, cell 64: A faster trainer
-def _merge_in_word(word: str, pair: str, new: str, freq: int,
-                   counts: dict) -> tuple[str, list[str]]:
-    """Merge ``pair`` into ``new`` in one chunk that occurs ``freq`` times, update
-    ``counts``, and return the merged chunk and its pairs that hold ``new``.
+# %% notebooks/02_tokenization.ipynb, cell 72: A faster trainer
+def _merge_everywhere(
+    pair: str, new: str, words: list[str], freqs: list[int], counts: dict, where: dict
+) -> set[str]:
+    """Merge ``pair`` into ``new`` in every chunk that ``where`` lists for it, update
+    ``counts`` and ``where``, and return the pairs that the new token formed."""
+    a, b = pair
+    formed = set()
+    for w in where.pop(pair):
+        word = words[w]
+        i = word.find(pair)
+        if i < 0:  # a chunk listed twice, or merged since it was listed
+            continue
+        freq = freqs[w]
+        words[w] = merged = word.replace(pair, new)  # left to right, as merge_pair
+        if len(merged) + 1 < len(word):  # several occurrences (rare): recount
+            for p in map(operator.add, word, word[1:]):
+                counts[p] -= freq
+            gained = [p for p in map(operator.add, merged, merged[1:]) if new in p]
+            for p in map(operator.add, merged, merged[1:]):
+                counts[p] += freq
+        else:  # one occurrence: x a b y loses xa and by, and gains xN and Ny
+            gained = []
+            if i:
+                counts[word[i - 1] + a] -= freq
+                gained.append(word[i - 1] + new)
+            if i + 2 < len(word):
+                counts[b + word[i + 2]] -= freq
+                gained.append(new + word[i + 2])
+            for p in gained:
+                counts[p] += freq
+        for p in gained:
+            where[p].append(w)
+        formed.update(gained)
+    del counts[pair]  # its occurrences are all gone
+    return formed
 
-    ``x a b y`` loses the pairs ``xa`` and ``by`` and gains ``xN`` and ``Ny``; the
-    count of ``pair`` itself is left to the caller, which drops it.
-    """
-    i = word.find(pair)
-    if word.find(pair, i + 1) >= 0:  # several occurrences (rare): recount the chunk
-        merged = word.replace(pair, new)  # non-overlapping, left to right: merge_pair
-        for p in map(operator.add, word, word[1:]):
-            counts[p] -= freq
-        for p in map(operator.add, merged, merged[1:]):
-            counts[p] += freq
-        return merged, [p for p in map(operator.add, merged, merged[1:]) if new in p]
-    before, after = word[i - 1 : i], word[i + 2 : i + 3]  # x and y, "" at either end
-    gained = []
-    if before:
-        counts[before + pair[0]] -= freq
-        gained.append(before + new)
-    if after:
-        counts[pair[1] + after] -= freq
-        gained.append(new + after)
-    for p in gained:
-        counts[p] += freq
-    return word[:i] + new + word[i + 2 :], gained
 
-
-# %% notebooks/02_tokenization.ipynb, cell 66: A faster trainer
+# %% notebooks/02_tokenization.ipynb, cell 74: A faster trainer
 def _heap_entry(pair: str, counts: dict) -> tuple:
     """Most frequent first; among equals, the tie-break of ``_pair_order``."""
     return (-counts[pair], *_pair_order((ord(pair[0]), ord(pair[1]))), pair)
 
 
-def learn_merges_fast(chunk_counts: Mapping[str, int],
-                      n_merges: int) -> list[tuple[int, int]]:
+def learn_merges_fast(
+    chunk_counts: Mapping[str, int], n_merges: int
+) -> list[tuple[int, int]]:
     """The merges of :func:`learn_merges_naive`, in the same order, not recounting."""
-    _check_learn_args(chunk_counts, n_merges)
+    check_learn_args(chunk_counts, n_merges)
     words = [chunk.encode("utf-8").decode("latin-1") for chunk in chunk_counts]
     freqs = list(chunk_counts.values())
     counts, where = _index_pairs(words, freqs)
@@ -738,34 +659,56 @@ def learn_merges_fast(chunk_counts: Mapping[str, int],
             continue
         new = chr(256 + len(merges))
         merges.append((ord(pair[0]), ord(pair[1])))
-        formed = set()
-        for w in where.pop(pair):
-            if pair in words[w]:  # skip a chunk listed twice, or merged since listed
-                words[w], gained = _merge_in_word(words[w], pair, new, freqs[w], counts)
-                for p in gained:
-                    where[p].append(w)
-                formed.update(gained)
-        del counts[pair]
-        for p in formed:
+        for p in _merge_everywhere(pair, new, words, freqs, counts, where):
             heapq.heappush(heap, _heap_entry(p, counts))
     return merges
 
 
-# %% notebooks/02_tokenization.ipynb, cell 70: A faster trainer
+# %% notebooks/02_tokenization.ipynb, cell 78: A faster trainer
+_LINE_END = re.compile(r"\n(?=\S)")  # a newline before a non-space: a chunk starts
+
+
+def _line_chunks(lines: list[str]) -> list[str]:
+    """The chunks of ``lines`` (without their "\n"), each followed by a non-space."""
+    chunks = _chunks("\n".join(lines) + "\nx")  # x: as the next line would
+    chunks.pop()  # the x
+    return chunks
+
+
+def _count_lines(lines: Counter, counts: Counter) -> None:
+    """Add to ``counts`` the chunks of ``lines`` (``{line: how often it occurs}``),
+    running the pattern once over all the lines that occur equally often."""
+    by_count = defaultdict(list)  # n -> the lines that occur n times
+    for line, n in lines.items():
+        by_count[n].append(line)
+    for n, group in by_count.items():
+        if n == 1:  # most lines, in most texts
+            counts.update(_line_chunks(group))
+        else:
+            found = Counter(_line_chunks(group))
+            counts.update({chunk: n * k for chunk, k in found.items()})
+
+
 def count_chunks(text: str, special_tokens: Sequence[str] = ()) -> Counter:
     """How often each chunk of ``text`` occurs. Special tokens are cut out first, so
     that no chunk holds a piece of one."""
-    _check_text(text)
+    check_text("text", text)
     splitter = _special_splitter(_special_ids(special_tokens, {}))
-    counts = Counter()
+    counts, lines = Counter(), Counter()
     for part in splitter.split(text)[::2] if splitter else [text]:
-        counts.update(_chunks(part))
+        *part_lines, last = _LINE_END.split(part)  # lines without their "\n"
+        counts.update(_chunks(last))  # the end of the part: nothing follows it
+        if part_lines and not part_lines[0][:1].strip():  # "" or a leading space
+            counts.update(_line_chunks([part_lines.pop(0)]))
+        lines.update(part_lines)
+    _count_lines(lines, counts)
     return counts
 
 
-# %% notebooks/02_tokenization.ipynb, cell 83: 2.6 WordPiece and BERT's inputs
+# %% notebooks/02_tokenization.ipynb, cell 92: 2.6 WordPiece and BERT's inputs
 def _bert_pipeline(model: models.Model, lowercase: bool) -> Tokenizer:
-    """A tokenizer around ``model`` with BERT's normalizer, pre-tokenizer and decoder."""
+    """A tokenizer around ``model`` with BERT's normalizer, pre-tokenizer and
+    decoder."""
     tokenizer = Tokenizer(model)
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -773,69 +716,74 @@ def _bert_pipeline(model: models.Model, lowercase: bool) -> Tokenizer:
     return tokenizer
 
 
-def train_wordpiece(texts: str | Iterable[str], vocab_size: int, *, lowercase: bool = True) -> Tokenizer:
-    """Train a WordPiece tokenizer, BERT's recipe, with the ``tokenizers`` library.
-
-    Text is normalized as BERT does (control characters removed; with ``lowercase``, lowercased and
-    accents stripped, as in BERT's uncased models), split on whitespace and punctuation, and cut into
-    pieces, continuation pieces marked ``##``. A word that cannot be spelled with the vocabulary becomes
-    ``[UNK]``. The special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]`` get ids 0 to 4, and encoding adds
-    BERT's template: ``tok.encode(a)`` is ``[CLS] a [SEP]`` and ``tok.encode(a, b)`` is
-    ``[CLS] a [SEP] b [SEP]``, with ``type_ids`` 0 up to the first ``[SEP]`` and 1 after it.
-    Training is deterministic: the same corpus always gives the same vocabulary.
-
-    Args:
-        texts: the training corpus, one str or an iterable of str.
-        vocab_size: the number of tokens, special tokens and the alphabet (every character, and every
-            character as a ``##`` continuation) included. The result is smaller if the corpus runs out
-            of pairs to merge.
-        lowercase: lowercase and strip accents (BERT uncased), or keep the text as it is.
-    Returns:
-        A ``tokenizers.Tokenizer``; :func:`special_token_ids` gives the special tokens' ids.
-    """
-    texts = _check_corpus(texts)
-    _check_vocab_size(vocab_size, len(BERT_SPECIAL_TOKENS) + 1, f"the {len(BERT_SPECIAL_TOKENS)} special tokens and a character")
+def _wordpiece_vocab(texts: list[str], vocab_size: int, lowercase: bool) -> dict:
+    """The library's WordPiece vocabulary ``{piece: id}`` of ``texts``."""
     tokenizer = _bert_pipeline(models.WordPiece(unk_token="[UNK]"), lowercase)
-    # The library numbers the ## pieces of the alphabet in an order that changes from run to run, and
-    # breaks ties between equally frequent pairs by those numbers: training would not be reproducible.
-    # Listing the ## pieces up front, sorted, fixes their numbers.
+    # The library numbers the ## pieces of the alphabet in an order that changes from
+    # run to run, and breaks ties between equally frequent pairs by those numbers:
+    # training would not be reproducible. Listing the ## pieces first, sorted, fixes
+    # their numbers.
+    normalize = tokenizer.normalizer.normalize_str
     continuations = set()
     for t in texts:
-        for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(t)):
+        for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(normalize(t)):
             continuations.update(word[1:])
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
-        special_tokens=[*BERT_SPECIAL_TOKENS, *("##" + c for c in sorted(continuations))],
+        special_tokens=[
+            *BERT_SPECIAL_TOKENS,
+            *("##" + c for c in sorted(continuations)),
+        ],
         continuing_subword_prefix="##",
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    if tokenizer.get_vocab_size() > vocab_size:  # the library keeps the whole alphabet whatever vocab_size says
-        raise ValueError(
-            f"vocab_size={vocab_size} is smaller than the alphabet of this corpus: it needs at least "
-            f"{tokenizer.get_vocab_size()} (the {len(BERT_SPECIAL_TOKENS)} special tokens, every character, "
-            f"and every character that continues a word as a ## piece)"
-        )
-    if tokenizer.get_vocab_size() == len(BERT_SPECIAL_TOKENS):
-        raise ValueError("the corpus is empty after normalization: it holds only whitespace and control characters")
-    # Rebuild from the vocabulary, so that only BERT's five tokens are special (never split, skipped by decode).
-    tokenizer = _bert_pipeline(models.WordPiece(vocab=tokenizer.get_vocab(), unk_token="[UNK]"), lowercase)
+    return tokenizer.get_vocab()
+
+
+# %% notebooks/02_tokenization.ipynb, cell 94: 2.6 WordPiece and BERT's inputs
+def train_wordpiece(
+    texts: str | Iterable[str], vocab_size: int, *, lowercase: bool = True
+) -> Tokenizer:
+    """Train a WordPiece tokenizer, BERT's recipe, with the ``tokenizers`` library.
+
+    Text is normalized as BERT does (control characters removed; with ``lowercase``,
+    lowercased and accents stripped), split on whitespace and punctuation, and cut into
+    pieces, continuation pieces marked ``##``; a word the vocabulary cannot spell
+    becomes ``[UNK]``. ``[PAD] [UNK] [CLS] [SEP] [MASK]`` get ids 0 to 4.
+    ``tok.encode(a)`` is ``[CLS] a [SEP]`` and ``tok.encode(a, b)`` is
+    ``[CLS] a [SEP] b [SEP]``, with ``type_ids`` 0 up to the first ``[SEP]`` and 1
+    after it. The same corpus always gives the same vocabulary. ``vocab_size`` counts
+    the special tokens and the alphabet (every character, and every character as a
+    ``##`` continuation); the result is smaller if the corpus runs out of pairs.
+    """
+    texts = check_corpus(texts)
+    n_special = len(BERT_SPECIAL_TOKENS)
+    check_vocab_size(
+        vocab_size, n_special + 1, f"the {n_special} special tokens and a character"
+    )
+    vocab = _wordpiece_vocab(texts, vocab_size, lowercase)
+    check_wordpiece_alphabet(len(vocab), vocab_size, n_special)
+    model = models.WordPiece(vocab=vocab, unk_token="[UNK]")
+    tokenizer = _bert_pipeline(model, lowercase)
     tokenizer.add_special_tokens(list(BERT_SPECIAL_TOKENS))
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",  # ":1" gives segment B and its [SEP] the token type id 1
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",  # ":1": B and its [SEP] get type id 1
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return tokenizer
 
 
+# %% notebooks/02_tokenization.ipynb, cell 96: 2.6 WordPiece and BERT's inputs
 @dataclass(frozen=True)
 class SpecialTokenIds:
-    """The ids of a tokenizer's special tokens, by role; None for a token the tokenizer does not have.
+    """The ids of a tokenizer's special tokens, by role; None for a token it lacks.
 
-    ``pad``, ``unk``, ``cls``, ``sep``, ``mask`` are BERT's ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (from
-    :func:`train_wordpiece`); ``eos`` is GPT-2's ``<|endoftext|>`` (from :func:`train_bpe`).
+    ``pad``, ``unk``, ``cls``, ``sep``, ``mask`` are BERT's ``[PAD] [UNK] [CLS] [SEP]
+    [MASK]`` (from :func:`train_wordpiece`); ``eos`` is GPT-2's ``<|endoftext|>`` (from
+    :func:`train_bpe`).
     """
 
     pad: int | None = None
@@ -846,115 +794,76 @@ class SpecialTokenIds:
     eos: int | None = None
 
     def all(self) -> list[int]:
-        """The ids of the special tokens present, sorted: the ids that must never be masked or dropped."""
-        return sorted(i for i in (self.pad, self.unk, self.cls, self.sep, self.mask, self.eos) if i is not None)
+        """The ids of the special tokens present, sorted: the ids that must never be
+        masked or dropped."""
+        ids = (self.pad, self.unk, self.cls, self.sep, self.mask, self.eos)
+        return sorted(i for i in ids if i is not None)
 
 
-_SPECIAL_ROLES = {"[PAD]": "pad", "[UNK]": "unk", "[CLS]": "cls", "[SEP]": "sep", "[MASK]": "mask", END_OF_TEXT: "eos"}
+_ROLES = ("pad", "unk", "cls", "sep", "mask", "eos")
+_SPECIAL_ROLES = dict(zip((*BERT_SPECIAL_TOKENS, END_OF_TEXT), _ROLES))  # token -> role
 
 
 def special_token_ids(tokenizer: Tokenizer) -> SpecialTokenIds:
-    """The ids of ``[PAD] [UNK] [CLS] [SEP] [MASK]`` and ``<|endoftext|>`` in ``tokenizer`` (None where absent)."""
-    if not isinstance(tokenizer, Tokenizer):
-        raise TypeError(f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
-    return SpecialTokenIds(**{role: tokenizer.token_to_id(token) for token, role in _SPECIAL_ROLES.items()})
+    """The ids of ``[PAD] [UNK] [CLS] [SEP] [MASK]`` and ``<|endoftext|>`` in
+    ``tokenizer`` (None where absent)."""
+    check_library_tokenizer(tokenizer)
+    return SpecialTokenIds(
+        **{role: tokenizer.token_to_id(token) for token, role in _SPECIAL_ROLES.items()}
+    )
 
 
+# %% notebooks/02_tokenization.ipynb, cell 103: 2.6 WordPiece and BERT's inputs
 def encode_strict(tokenizer: Tokenizer, text: str, pair: str | None = None) -> Encoding:
-    """``tokenizer.encode(text, pair)``, but a ValueError instead of a silent unknown token.
+    """``tokenizer.encode(text, pair)``, but a ValueError instead of a silent unknown
+    token.
 
-    The error names each piece of the input that the vocabulary cannot spell (and which the tokenizer
-    would have replaced with its unknown token, such as ``[UNK]``). A byte-level BPE has no unknown
-    token, so with it this is only ``encode`` with type checks.
+    The error names each piece of the input that the vocabulary cannot spell (and which
+    the tokenizer would have replaced with its unknown token, such as ``[UNK]``). A
+    byte-level BPE has no unknown token, so with it this is only ``encode`` with type
+    checks.
     """
-    if not isinstance(tokenizer, Tokenizer):
-        raise TypeError(f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
-    _check_text(text)
+    check_library_tokenizer(tokenizer)
+    check_text("text", text)
     if pair is not None:
-        _check_text(pair, name="pair")
+        check_text("pair", pair)
     encoding = tokenizer.encode(text, pair)
     unk_token = getattr(tokenizer.model, "unk_token", None)
     unk_id = tokenizer.token_to_id(unk_token) if unk_token else None
-    unknown = [k for k, i in enumerate(encoding.ids) if i == unk_id] if unk_id is not None else []
-    if unknown:
-        inputs = {0: ("text", text), 1: ("pair", pair)}
-        pieces = []
-        for k in unknown[:5]:
-            name, source = inputs[encoding.sequence_ids[k]]
-            start, end = encoding.offsets[k]
-            pieces.append(f"{source[start:end]!r} at index {start} of {name}")
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise ValueError(
-            f"cannot encode {len(unknown)} piece(s) that the vocabulary cannot spell (they would become "
-            f"{unk_token}): {', '.join(pieces)}{more}. Train the tokenizer on text that contains these "
-            f"characters, or use a byte-level BPE, which can encode any text."
-        )
+    check_no_unknown(
+        encoding, unk_id, unk_token, {0: ("text", text), 1: ("pair", pair)}
+    )
     return encoding
 
 
-# %% notebooks/02_tokenization.ipynb, cell 106: 2.8 Special tokens
+# %% notebooks/02_tokenization.ipynb, cell 120: 2.8 Special tokens
 CHAT_TOKENS = ("<|user|>", "<|assistant|>", "<|end|>")  # role markers of chapter 11
 
 
-# %% notebooks/02_tokenization.ipynb, cell 111: 2.9 Loading a real vocabulary
+# %% notebooks/02_tokenization.ipynb, cell 125: 2.9 Loading a real vocabulary
 _FROM_STAND_IN = {c: b for b, c in _STAND_IN.items()}  # stand-in character -> byte
 
 
 def _token_bytes(token: str) -> bytes:
-    if not token or any(c not in _FROM_STAND_IN for c in token):
-        raise ValueError(f"the vocabulary entry {token!r} is not written with GPT-2's "
-                         "byte stand-ins; if it is a special token, list it in "
-                         "special_tokens")
+    check_stand_ins(token, _FROM_STAND_IN)
     return bytes(_FROM_STAND_IN[c] for c in token)
 
 
 def _merge_names(k: int, merge, ids: Mapping[str, int]) -> tuple[str, str]:
     """Merge ``k`` of a merges file, ``"Ġ t"`` or ``["Ġ", "t"]``, as two strings."""
     parts = merge.split(" ") if isinstance(merge, str) else merge
-    if not (isinstance(parts, (list, tuple)) and len(parts) == 2
-            and all(isinstance(p, str) and p for p in parts)):
-        raise ValueError(f"merge {k} must be two tokens, 'Ġ t' or ['Ġ', 't'], "
-                         f"got {merge!r}")
-    for token in (*parts, parts[0] + parts[1]):
-        if token not in ids:
-            raise ValueError(f"merge {k} ({parts[0]!r} + {parts[1]!r}) needs the token "
-                             f"{token!r}, which is not in the vocabulary")
+    check_merge_names(k, merge, parts, ids)
     return parts[0], parts[1]
 
 
-# %% notebooks/02_tokenization.ipynb, cell 117: 2.9 Loading a real vocabulary
-def _not_byte_level_bpe(saved: dict) -> list[str]:
-    """What, in a tokenizer the library saved, BPETokenizer would not reproduce."""
-    model, pre = saved.get("model") or {}, saved.get("pre_tokenizer") or {}
-    problems = []
-    if model.get("type") != "BPE":
-        problems.append(f"its model is {model.get('type')!r}, not 'BPE'")
-    if saved.get("normalizer"):
-        problems.append(f"it normalizes text first ({saved['normalizer'].get('type')})")
-    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
-        problems.append(f"its pre-tokenizer is not GPT-2's ByteLevel: {pre}")
-    elif pre.get("add_prefix_space"):
-        problems.append("its pre-tokenizer adds a space in front of the text")
-    post = saved.get("post_processor") or {"type": "ByteLevel"}
-    if post.get("type") != "ByteLevel":
-        problems.append(f"its post-processor ({post.get('type')}) adds tokens")
-    for option in ("dropout", "continuing_subword_prefix", "end_of_word_suffix",
-                   "byte_fallback", "ignore_merges"):
-        if model.get(option):
-            problems.append(f"its model sets {option}={model[option]!r}")
-    for token in saved.get("added_tokens") or []:
-        if token.get("lstrip") or token.get("rstrip") or token.get("single_word"):
-            problems.append(f"its added token {token['content']!r} strips or matches "
-                            "whole words")
-    return problems
-
-
-# %% notebooks/02_tokenization.ipynb, cell 122: 2.9 Loading a real vocabulary
+# %% notebooks/02_tokenization.ipynb, cell 135: 2.9 Loading a real vocabulary
 _GPT2_FILES = "https://huggingface.co/openai-community/gpt2/resolve/main/"
 PRETRAINED = {  # name -> where its files are, and how many tokens they must give
     "gpt2": {
-        "files": {"vocab.json": _GPT2_FILES + "vocab.json",
-                  "merges.txt": _GPT2_FILES + "merges.txt"},
+        "files": {
+            "vocab.json": _GPT2_FILES + "vocab.json",
+            "merges.txt": _GPT2_FILES + "merges.txt",
+        },
         "vocab_size": 50_257,
     },
 }
@@ -971,16 +880,18 @@ def _pretrained_folder(name: str, local_dir, timeout: float) -> Path:
     else:
         folder, rule = cache_dir() / "tokenizers" / name, None
     missing = [f for f in files if not (folder / f).is_file()]
-    fix = (f"download {' and '.join(files[f] for f in missing)} into {folder}, or "
-           f"pass local_dir= a folder that holds {' and '.join(files)}")
-    if missing and rule:
-        raise DataUnavailableError(f"{folder} has no {' and no '.join(missing)}, and "
-                                   f"nothing is downloaded when {rule}: {fix}")
+    fix = (
+        f"download {' and '.join(files[f] for f in missing)} into {folder}, or "
+        f"pass local_dir= a folder that holds {' and '.join(files)}"
+    )
+    check_pretrained_files(folder, missing, rule, fix)
     for file in missing:
         entry = DataFile(f"{name}/{file}", file, files[file], sha256=None, size=None)
         try:
             download(entry, folder, timeout=timeout)
         except DataUnavailableError as err:
-            raise DataUnavailableError(f"could not download the {name} tokenizer "
-                                       f"({err.__cause__}); offline, {fix}") from err
+            raise DataUnavailableError(
+                f"could not download the {name} tokenizer "
+                f"({err.__cause__}); offline, {fix}"
+            ) from err
     return folder
