@@ -10,11 +10,12 @@ the chapter explains every line.
 from __future__ import annotations
 
 __all__ = [
-    'parameter_breakdown', 'count_parameters', 'rule_of_thumb_parameters',
-    'flops_per_token', 'training_flops', 'matmul_flops_per_second',
-    'training_tokens_per_second', 'PowerLawFit', 'fit_power_law',
-    'compute_optimal_allocation', 'training_memory_estimate', 'tensor_bytes',
-    'saved_activation_bytes', 'DataParallelSettings', 'data_parallel_train',
+    'gpt_parameter_breakdown', 'bert_parameter_breakdown', 'parameter_breakdown',
+    'count_parameters', 'rule_of_thumb_parameters', 'flops_per_token', 'training_flops',
+    'matmul_flops_per_second', 'training_tokens_per_second', 'PowerLawFit',
+    'fit_power_law', 'compute_optimal_allocation', 'training_memory_estimate',
+    'tensor_bytes', 'saved_activation_bytes', 'DataParallelSettings',
+    'join_process_group', 'train_replica', 'data_parallel_train', 'torchrun_command',
     'launch_data_parallel', 'serialized_bytes'
 ]
 
@@ -29,144 +30,200 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
 from minillm.bert import BertConfig
 from minillm.gpt import GPT, GPTConfig
-from minillm.training import lm_batch, train
+from minillm.support import (
+    check_batch_split,
+    check_counted_config,
+    check_int,
+    check_number,
+    check_power_law_data,
+    check_seq_len,
+    check_type,
+)
+from minillm.training import History, lm_batch, train
 
 PARTS = ("embeddings", "attention", "ffn", "norms", "head")
 
 
-def parameter_breakdown(config: GPTConfig | BertConfig, *, pretraining_heads: bool = False) -> dict[str, int]:
-    """The number of parameters of the model that ``config`` describes, by part, in closed form.
+# %% notebooks/09_scaling.ipynb, cell 8: 9.1 Counting parameters
+def gpt_parameter_breakdown(config: GPTConfig) -> dict[str, int]:
+    """The parameters of :class:`~minillm.gpt.GPT` (Hugging Face's ``GPT2LMHeadModel``)
+    by part, in closed form: the table above, with the keys of ``PARTS``."""
+    d, d_ff, L = config.d_model, config.d_ff, config.n_layers
+    return {
+        "embeddings": config.vocab_size * d + config.block_size * d,
+        "attention": L * (4 * d * d + (4 * d if config.bias else 0)),
+        "ffn": L * (2 * d * d_ff + (d_ff + d if config.bias else 0)),
+        "norms": (2 * L + 1) * 2 * d,  # two LayerNorms per block and the final one
+        "head": 0,  # the output layer is the token embedding matrix
+    }
 
-    A :class:`~minillm.gpt.GPTConfig` describes :class:`~minillm.gpt.GPT` (Hugging Face's
-    ``GPT2LMHeadModel``); a :class:`~minillm.bert.BertConfig` describes
-    :class:`~minillm.bert.BertModel` (Hugging Face's ``BertModel``), or, with
-    ``pretraining_heads=True``, :class:`~minillm.bert.BertForPreTraining`.
 
-    Returns a dict with the keys of ``PARTS``: ``embeddings`` (token, position and segment tables,
-    and ALBERT's projection E -> d_model), ``attention`` and ``ffn`` (all layers, biases included),
-    ``norms`` (every LayerNorm), ``head`` (GPT: 0, its output layer is the tied token embedding;
-    BERT: the pooler, plus the MLM and sentence heads with ``pretraining_heads``).
-    Tied or shared weights count once.
+# %% notebooks/09_scaling.ipynb, cell 10: 9.1 Counting parameters
+def bert_parameter_breakdown(
+    config: BertConfig, *, pretraining_heads: bool = False
+) -> dict[str, int]:
+    """The parameters of :class:`~minillm.bert.BertModel` (Hugging Face's ``BertModel``)
+    by part, in closed form, or with ``pretraining_heads=True`` those of
+    :class:`~minillm.bert.BertForPreTraining`. The keys are those of ``PARTS``."""
+    d, d_ff, E = config.d_model, config.d_ff, config.embed_dim
+    blocks = 1 if config.share_layers else config.n_layers  # ALBERT shares one block
+    tables = config.vocab_size + config.block_size + config.type_vocab_size
+    parts = {
+        # ALBERT projects its E-wide embeddings up to d_model
+        "embeddings": tables * E + (E * d + d if E != d else 0),
+        "attention": blocks * (4 * d * d + 4 * d),
+        "ffn": blocks * (2 * d * d_ff + d_ff + d),
+        "norms": 2 * E + blocks * 2 * 2 * d,  # the embeddings' LayerNorm, two per block
+        "head": d * d + d if config.add_pooler else 0,
+    }
+    if pretraining_heads:
+        # MLM head: dense d -> E, LayerNorm, decoder E -> V tied to the token embedding
+        parts["head"] += d * E + E + config.vocab_size
+        parts["norms"] += 2 * E
+        if config.sentence_task is not None:
+            parts["head"] += 2 * d + 2  # NSP or SOP: Linear(d_model, 2)
+    return parts
+
+
+# %% notebooks/09_scaling.ipynb, cell 12: 9.1 Counting parameters
+def parameter_breakdown(
+    config: GPTConfig | BertConfig, *, pretraining_heads: bool = False
+) -> dict[str, int]:
+    """The number of parameters of the model that ``config`` describes, by part, in
+    closed form.
+
+    A :class:`~minillm.gpt.GPTConfig` describes :class:`~minillm.gpt.GPT`; a
+    :class:`~minillm.bert.BertConfig` describes :class:`~minillm.bert.BertModel`, or,
+    with ``pretraining_heads=True``, :class:`~minillm.bert.BertForPreTraining`.
+
+    Returns a dict with the keys of ``PARTS``: ``embeddings`` (token, position and
+    segment tables, and ALBERT's projection E -> d_model), ``attention`` and ``ffn``
+    (all layers, biases included), ``norms`` (every LayerNorm), ``head`` (GPT: 0, its
+    output layer is the tied token embedding; BERT: the pooler, plus the MLM and
+    sentence heads with ``pretraining_heads``). Tied or shared weights count once.
     """
+    check_counted_config(config, pretraining_heads)
     if isinstance(config, GPTConfig):
-        if pretraining_heads:
-            raise ValueError("pretraining_heads=True applies to a BertConfig; a GPT has one (tied) output layer")
-        d, d_ff, L = config.d_model, config.d_ff, config.n_layers
-        return {
-            "embeddings": config.vocab_size * d + config.block_size * d,
-            "attention": L * (4 * d * d + (4 * d if config.bias else 0)),
-            "ffn": L * (2 * d * d_ff + (d_ff + d if config.bias else 0)),
-            "norms": (2 * L + 1) * 2 * d,  # two LayerNorms per block and the final one
-            "head": 0,  # the output layer is the token embedding matrix
-        }
-    if isinstance(config, BertConfig):
-        d, d_ff, E = config.d_model, config.d_ff, config.embed_dim
-        blocks = 1 if config.share_layers else config.n_layers  # ALBERT shares one block
-        parts = {
-            "embeddings": (config.vocab_size + config.block_size + config.type_vocab_size) * E
-            + (E * d + d if E != d else 0),  # ALBERT projects its E-wide embeddings up to d_model
-            "attention": blocks * (4 * d * d + 4 * d),
-            "ffn": blocks * (2 * d * d_ff + d_ff + d),
-            "norms": 2 * E + blocks * 2 * 2 * d,  # the embeddings' LayerNorm, two per block
-            "head": d * d + d if config.add_pooler else 0,
-        }
-        if pretraining_heads:
-            # MLM head: dense d -> E, LayerNorm, decoder E -> V whose weight is the token embedding (tied)
-            parts["head"] += d * E + E + config.vocab_size
-            parts["norms"] += 2 * E
-            if config.sentence_task is not None:
-                parts["head"] += 2 * d + 2  # NSP or SOP: Linear(d_model, 2)
-        return parts
-    raise TypeError(f"config must be a GPTConfig or a BertConfig, got {type(config).__name__}")
+        return gpt_parameter_breakdown(config)
+    return bert_parameter_breakdown(config, pretraining_heads=pretraining_heads)
 
 
 def count_parameters(
-    config: GPTConfig | BertConfig, *, include_embeddings: bool = True, pretraining_heads: bool = False
+    config: GPTConfig | BertConfig,
+    *,
+    include_embeddings: bool = True,
+    pretraining_heads: bool = False,
 ) -> int:
     """The total of :func:`parameter_breakdown`. With ``include_embeddings=False``: the
     *non-embedding* parameters, the N of Kaplan et al.'s scaling laws."""
     parts = parameter_breakdown(config, pretraining_heads=pretraining_heads)
-    return sum(n for part, n in parts.items() if include_embeddings or part != "embeddings")
+    if not include_embeddings:
+        parts.pop("embeddings")
+    return sum(parts.values())
 
 
+# %% notebooks/09_scaling.ipynb, cell 18: 9.1 Counting parameters
 def rule_of_thumb_parameters(n_layers: int, d_model: int) -> int:
-    """``12 * n_layers * d_model**2``: the weight matrices of the blocks when ``d_ff = 4 * d_model``."""
+    """``12 * n_layers * d_model**2``: the weight matrices of the blocks when
+    ``d_ff = 4 * d_model``."""
     return 12 * n_layers * d_model**2
 
 
-# %% notebooks/09_scaling.ipynb, cell 15: 9.2 FLOPs: what a token costs
-def flops_per_token(config: GPTConfig, seq_len: int | None = None, *, training: bool = True) -> int:
-    """FLOPs (matrix products, 2 per multiply-add) that a :class:`~minillm.gpt.GPT` spends per token.
+# %% notebooks/09_scaling.ipynb, cell 22: 9.2 FLOPs: what a token costs
+def flops_per_token(
+    config: GPTConfig, seq_len: int | None = None, *, training: bool = True
+) -> int:
+    """FLOPs (matrix products, 2 per multiply-add) that a :class:`~minillm.gpt.GPT`
+    spends per token.
 
-    Forward: 2 per weight of the attention and feed-forward matrices and of the output layer, plus
-    ``4 * n_layers * seq_len * d_model`` for the attention scores Q K^T and the weighted sum of the
-    values over ``seq_len`` keys (the full T x T matrix, as computed before masking). Training
-    (forward and backward) costs 3 times the forward. ``seq_len`` defaults to ``config.block_size``.
+    Forward: 2 per weight of the attention and feed-forward matrices and of the output
+    layer, plus ``4 * n_layers * seq_len * d_model`` for the attention scores Q K^T and
+    the weighted sum of the values over ``seq_len`` keys (the full T x T matrix, as
+    computed before masking). Training (forward and backward) costs 3 times the
+    forward. ``seq_len`` defaults to ``config.block_size``.
     """
-    if not isinstance(config, GPTConfig):
-        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    check_type("config", config, GPTConfig)
     T = config.block_size if seq_len is None else seq_len
-    if not isinstance(T, int) or not 1 <= T <= config.block_size:
-        raise ValueError(f"seq_len must be an int in [1, block_size = {config.block_size}], got {seq_len!r}")
+    check_seq_len(T, config.block_size)
     d, L = config.d_model, config.n_layers
-    matmul_weights = L * (4 * d * d + 2 * d * config.d_ff) + config.vocab_size * d  # blocks + output layer
+    blocks = L * (4 * d * d + 2 * d * config.d_ff)
+    matmul_weights = blocks + config.vocab_size * d  # the blocks and the output layer
     forward = 2 * matmul_weights + 4 * L * T * d
     return 3 * forward if training else forward
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:
-    """The standard estimate of a training run's compute: ``6 * n_params * n_tokens`` FLOPs."""
-    if n_params <= 0 or n_tokens <= 0:
-        raise ValueError(f"n_params and n_tokens must be > 0, got {n_params} and {n_tokens}")
+    """The standard estimate of a training run's compute: ``6 * n_params * n_tokens``
+    FLOPs."""
+    check_number("n_params", n_params, low=0, low_open=True)
+    check_number("n_tokens", n_tokens, low=0, low_open=True)
     return 6.0 * n_params * n_tokens
 
 
-# %% notebooks/09_scaling.ipynb, cell 21: Model FLOPs utilization
-def matmul_flops_per_second(size: int = 1024, repeats: int = 10, *, dtype: torch.dtype = torch.float32,
-                            device: torch.device | str = "cpu") -> float:
-    """The measured rate (FLOP/s) of a ``size x size`` by ``size x size`` matrix product, the best of
-    ``repeats`` timings after one warm-up. It is the practical peak that MFU is measured against."""
-    if size < 1 or repeats < 1:
-        raise ValueError(f"size and repeats must be >= 1, got {size} and {repeats}")
+# %% notebooks/09_scaling.ipynb, cell 28: Model FLOPs utilization
+def _synchronize(device: torch.device | str) -> None:
+    """Wait until the GPU has done the work queued on it (CUDA calls return earlier)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_flops_per_second(
+    size: int = 1024,
+    repeats: int = 10,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> float:
+    """The measured rate (FLOP/s) of a ``size x size`` by ``size x size`` matrix
+    product, the best of ``repeats`` timings after one warm-up. It is the practical peak
+    that MFU is measured against."""
+    check_int("size", size)
+    check_int("repeats", repeats)
     a = torch.randn(size, size, dtype=dtype, device=device)
     b = torch.randn(size, size, dtype=dtype, device=device)
     best = float("inf")
     for i in range(repeats + 1):
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
+        _synchronize(device)
         start = time.perf_counter()
         a @ b
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
+        _synchronize(device)
         if i > 0:  # the first product warms up
             best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
 
-def training_tokens_per_second(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                               steps: int = 5, warmup: int = 2) -> float:
-    """Tokens per second of full AdamW training steps (forward, backward, update) of ``model``.
+# %% notebooks/09_scaling.ipynb, cell 30: Model FLOPs utilization
+def training_tokens_per_second(
+    model: nn.Module,
+    batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    steps: int = 5,
+    warmup: int = 2,
+) -> float:
+    """Tokens per second of full AdamW training steps (forward, backward, update) of
+    ``model``.
 
-    ``batch()`` returns ``(x, y)``, each (B, T), on the model's device; ``model(x, y)`` returns
-    ``(logits, loss)``. The first ``warmup`` steps are not timed.
+    ``batch()`` returns ``(x, y)``, each (B, T), on the model's device; ``model(x, y)``
+    returns ``(logits, loss)``. The first ``warmup`` steps are not timed.
     """
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"steps must be >= 1 and warmup >= 0, got {steps} and {warmup}")
+    check_int("steps", steps)
+    check_int("warmup", warmup, minimum=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    device = next(model.parameters()).device
     model.train()
     tokens, start = 0, 0.0
     for i in range(warmup + steps):
         if i == warmup:
-            if next(model.parameters()).is_cuda:
-                torch.cuda.synchronize()
+            _synchronize(device)
             start = time.perf_counter()
         x, y = batch()
         loss = model(x, y)[1]
@@ -175,16 +232,16 @@ def training_tokens_per_second(model: nn.Module, batch: Callable[[], tuple[torch
         optimizer.step()
         if i >= warmup:
             tokens += x.numel()
-    if next(model.parameters()).is_cuda:
-        torch.cuda.synchronize()
+    _synchronize(device)
     return tokens / (time.perf_counter() - start)
 
 
-# %% notebooks/09_scaling.ipynb, cell 27: 9.3 A tiny scaling law
+# %% notebooks/09_scaling.ipynb, cell 36: 9.3 A tiny scaling law
 @dataclass(frozen=True)
 class PowerLawFit:
-    """A fitted power law ``L(N) = a * N**(-alpha)``; ``alpha_stderr`` is the standard error of the
-    exponent and ``r2`` the coefficient of determination, both of the straight-line fit in log-log space."""
+    """A fitted power law ``L(N) = a * N**(-alpha)``; ``alpha_stderr`` is the standard
+    error of the exponent and ``r2`` the coefficient of determination, both of the
+    straight-line fit in log-log space."""
 
     a: float
     alpha: float
@@ -195,21 +252,17 @@ class PowerLawFit:
         return self.a * np.asarray(n, dtype=float) ** (-self.alpha)
 
 
+# %% notebooks/09_scaling.ipynb, cell 38: 9.3 A tiny scaling law
 def fit_power_law(n: Sequence[float], loss: Sequence[float]) -> PowerLawFit:
-    """Fit ``loss = a * n**(-alpha)`` by least squares on ``log loss = log a - alpha * log n``.
+    """Fit ``loss = a * n**(-alpha)`` by least squares on
+    ``log loss = log a - alpha * log n``.
 
-    ``n`` and ``loss`` are equally long sequences of positive numbers, at least 3 of them (a line
-    through 2 points has no error left to estimate the uncertainty from), with at least 2 distinct ``n``.
+    ``n`` and ``loss`` are equally long sequences of positive numbers, at least 3 of
+    them (a line through 2 points has no error left to estimate the uncertainty from),
+    with at least 2 distinct ``n``.
     """
     x, y = np.asarray(n, dtype=float), np.asarray(loss, dtype=float)
-    if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"n and loss must be 1-D and equally long, got shapes {x.shape} and {y.shape}")
-    if len(x) < 3:
-        raise ValueError(f"fitting a power law with an uncertainty needs at least 3 points, got {len(x)}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
-        raise ValueError("n and loss must be finite and > 0 (their logarithms are fitted)")
-    if np.ptp(x) == 0:
-        raise ValueError("all n are equal: the exponent cannot be fitted")
+    check_power_law_data(x, y)
     log_n, log_l = np.log(x), np.log(y)
     design = np.stack([np.ones_like(log_n), log_n], axis=1)  # (k, 2)
     (intercept, slope), *_ = np.linalg.lstsq(design, log_l, rcond=None)
@@ -218,34 +271,43 @@ def fit_power_law(n: Sequence[float], loss: Sequence[float]) -> PowerLawFit:
     slope_stderr = float(np.sqrt(residuals @ residuals / (len(x) - 2) / spread))
     total = np.sum((log_l - log_l.mean()) ** 2)
     r2 = float(1 - residuals @ residuals / total) if total > 0 else 1.0
-    return PowerLawFit(a=float(np.exp(intercept)), alpha=float(-slope), alpha_stderr=slope_stderr, r2=r2)
+    a, alpha = float(np.exp(intercept)), float(-slope)
+    return PowerLawFit(a=a, alpha=alpha, alpha_stderr=slope_stderr, r2=r2)
 
 
-# %% notebooks/09_scaling.ipynb, cell 35: Compute-optimal training
-def compute_optimal_allocation(compute: float, tokens_per_parameter: float = 20.0) -> tuple[float, float]:
-    """The model size N and token count D that spend ``compute`` FLOPs (``6 * N * D = compute``) with
-    ``D = tokens_per_parameter * N``, Chinchilla's rule of about 20 tokens per parameter.
-    Returns ``(N, D)``."""
-    if compute <= 0 or tokens_per_parameter <= 0:
-        raise ValueError(f"compute and tokens_per_parameter must be > 0, got {compute} and {tokens_per_parameter}")
+# %% notebooks/09_scaling.ipynb, cell 46: Compute-optimal training
+def compute_optimal_allocation(
+    compute: float, tokens_per_parameter: float = 20.0
+) -> tuple[float, float]:
+    """The model size N and token count D that spend ``compute`` FLOPs
+    (``6 * N * D = compute``) with ``D = tokens_per_parameter * N``, Chinchilla's rule
+    of about 20 tokens per parameter. Returns ``(N, D)``."""
+    check_number("compute", compute, low=0, low_open=True)
+    check_number("tokens_per_parameter", tokens_per_parameter, low=0, low_open=True)
     n_params = (compute / (6.0 * tokens_per_parameter)) ** 0.5
     return n_params, tokens_per_parameter * n_params
 
 
-# %% notebooks/09_scaling.ipynb, cell 38: 9.4 Memory
-def training_memory_estimate(n_params: int, *, bytes_per_value: int = 4, optimizer_states: int = 2) -> dict[str, int]:
-    """Bytes of the training state: parameters, gradients and optimizer states (Adam: 2 per parameter),
-    each value ``bytes_per_value`` bytes (4 for float32). Activations are not included."""
-    if n_params < 0 or bytes_per_value < 1 or optimizer_states < 0:
-        raise ValueError(f"need n_params >= 0, bytes_per_value >= 1, optimizer_states >= 0; "
-                         f"got {n_params}, {bytes_per_value}, {optimizer_states}")
-    return {"parameters": n_params * bytes_per_value, "gradients": n_params * bytes_per_value,
-            "optimizer states": optimizer_states * n_params * bytes_per_value}
+# %% notebooks/09_scaling.ipynb, cell 49: 9.4 Memory
+def training_memory_estimate(
+    n_params: int, *, bytes_per_value: int = 4, optimizer_states: int = 2
+) -> dict[str, int]:
+    """Bytes of the training state: parameters, gradients and optimizer states (Adam: 2
+    per parameter), each value ``bytes_per_value`` bytes (4 for float32). Activations
+    are not included."""
+    check_number("n_params", n_params, low=0)
+    check_number("bytes_per_value", bytes_per_value, low=1)
+    check_number("optimizer_states", optimizer_states, low=0)
+    return {
+        "parameters": n_params * bytes_per_value,
+        "gradients": n_params * bytes_per_value,
+        "optimizer states": optimizer_states * n_params * bytes_per_value,
+    }
 
 
 def tensor_bytes(tensors) -> int:
-    """Bytes of memory held by ``tensors`` (an iterable of tensors); storages shared by several
-    tensors (views, tied weights) count once."""
+    """Bytes of memory held by ``tensors`` (an iterable of tensors); storages shared by
+    several tensors (views, tied weights) count once."""
     storages = {}
     for t in tensors:
         s = t.untyped_storage()
@@ -253,11 +315,17 @@ def tensor_bytes(tensors) -> int:
     return sum(storages.values())
 
 
-def saved_activation_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                           autocast_dtype: torch.dtype | None = None) -> int:
-    """Bytes of the tensors that autograd keeps for the backward pass of ``model(x, y)`` (the
-    activations), measured with ``torch.autograd.graph.saved_tensors_hooks``. The model's own
-    parameters are not counted; copies of them (e.g. made by autocast) are. ``x``, ``y``: (B, T)."""
+# %% notebooks/09_scaling.ipynb, cell 51: 9.4 Memory
+def saved_activation_bytes(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    autocast_dtype: torch.dtype | None = None,
+) -> int:
+    """Bytes of the tensors that autograd keeps for the backward pass of ``model(x, y)``
+    (the activations), measured with ``torch.autograd.graph.saved_tensors_hooks``. The
+    model's own parameters are not counted; copies of them (e.g. made by autocast) are.
+    ``x``, ``y``: (B, T)."""
     parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved = {}
 
@@ -268,19 +336,21 @@ def saved_activation_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         return t
 
     device_type = next(model.parameters()).device.type
+    enabled = autocast_dtype is not None
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        with torch.autocast(device_type, dtype=autocast_dtype, enabled=enabled):
             model(x, y)
     return sum(saved.values())
 
 
-# %% notebooks/09_scaling.ipynb, cell 47: 9.5 Many processes: data-parallel training
+# %% notebooks/09_scaling.ipynb, cell 60: 9.5 Many processes: data-parallel training
 @dataclass
 class DataParallelSettings:
-    """What :func:`data_parallel_train` trains: a :class:`~minillm.gpt.GPT` built from ``config`` (a dict of
-    :class:`~minillm.gpt.GPTConfig` fields) on the 1-D tensor of token ids saved (``torch.save``) at
-    ``data_path``, for ``steps`` AdamW steps on global batches of ``batch_size`` sequences of
-    ``config["block_size"]`` tokens. ``grads_path``: where rank 0 saves the gradients of the last step."""
+    """What :func:`data_parallel_train` trains: a :class:`~minillm.gpt.GPT` built from
+    ``config`` (a dict of :class:`~minillm.gpt.GPTConfig` fields) on the 1-D tensor of
+    token ids saved (``torch.save``) at ``data_path``, for ``steps`` AdamW steps on
+    global batches of ``batch_size`` sequences of ``config["block_size"]`` tokens.
+    ``grads_path``: where rank 0 saves the gradients of the last step."""
 
     data_path: str
     config: dict
@@ -292,59 +362,98 @@ class DataParallelSettings:
     grads_path: str | None = None
 
 
-def data_parallel_train(settings: DataParallelSettings) -> dict:
-    """Train with data parallelism over the processes that ``torchrun`` started, or alone without it.
+# %% notebooks/09_scaling.ipynb, cell 62: 9.5 Many processes: data-parallel training
+def join_process_group() -> tuple[int, int, str | None, torch.device]:
+    """``(rank, world_size, backend, device)`` of this process.
 
-    Every process builds the same model (same seed) and draws the same global batch; process r trains
-    on its slice, rows ``r * B / P`` to ``(r + 1) * B / P`` of the batch. DDP averages the gradients,
-    so every step uses the gradient of the whole batch, as one process would.
-
-    Returns ``{"rank", "world_size", "backend", "train_loss", "seconds"}`` where ``train_loss`` holds,
-    for each step, the mean loss over the *whole* global batch (the processes' losses averaged).
+    Under ``torchrun``, which sets ``RANK`` and ``WORLD_SIZE``, the process joins the
+    process group: with NCCL and one GPU per process if there are enough GPUs, else with
+    gloo on the CPU. Started without ``torchrun``: ``(0, 1, None, cpu)``, no group.
     """
-    from torch import distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1, None, torch.device("cpu")
+    world = int(os.environ["WORLD_SIZE"])
+    gpus = torch.cuda.is_available() and torch.cuda.device_count() >= world
+    backend = "nccl" if gpus else "gloo"
+    dist.init_process_group(backend)
+    device = torch.device("cpu")
+    if backend == "nccl":
+        device = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}")
+    return dist.get_rank(), world, backend, device
 
-    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # set by torchrun
-    if distributed:
-        world = int(os.environ["WORLD_SIZE"])
-        backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() >= world else "gloo"
-        dist.init_process_group(backend)
-        rank = dist.get_rank()
-        device = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}" if backend == "nccl" else "cpu")
-    else:
-        rank, world, backend, device = 0, 1, None, torch.device("cpu")
+
+# %% notebooks/09_scaling.ipynb, cell 64: 9.5 Many processes: data-parallel training
+def train_replica(
+    settings: DataParallelSettings,
+    rank: int,
+    world_size: int,
+    backend: str | None,
+    device: torch.device,
+) -> tuple[GPT, History]:
+    """Train this process's copy of the model on its slice of every global batch;
+    return the model and ``train``'s history (the losses of this process's slices)."""
+    data = torch.load(settings.data_path)
+    torch.manual_seed(settings.seed)  # the same initial model in every process
+    model = GPT(GPTConfig(**settings.config)).to(device)
+    wrapped = model
+    if backend is not None:  # DDP averages the gradients over the processes
+        gpu = [device] if backend == "nccl" else None
+        wrapped = DistributedDataParallel(model, device_ids=gpu)
+    batches = torch.Generator().manual_seed(settings.seed + 1)  # the same everywhere
+    local = settings.batch_size // world_size
+    rows = slice(rank * local, (rank + 1) * local)
+
+    def my_slice() -> tuple[torch.Tensor, torch.Tensor]:
+        T = model.config.block_size
+        x, y = lm_batch(data, settings.batch_size, T, generator=batches)
+        return x[rows], y[rows]
+
+    run = dict(steps=settings.steps, lr=settings.lr, grad_clip=settings.grad_clip)
+    history = train(wrapped, my_slice, **run, device=device, log=False, progress=False)
+    return model, history
+
+
+# %% notebooks/09_scaling.ipynb, cell 66: 9.5 Many processes: data-parallel training
+def data_parallel_train(settings: DataParallelSettings) -> dict:
+    """Train with data parallelism over the processes that ``torchrun`` started, or
+    alone without it.
+
+    Every process builds the same model (same seed) and draws the same global batch;
+    process r trains on its slice, rows ``r * B / P`` to ``(r + 1) * B / P`` of the
+    batch. DDP averages the gradients, so every step uses the gradient of the whole
+    batch, as one process would.
+
+    Returns ``{"rank", "world_size", "backend", "train_loss", "seconds"}`` where
+    ``train_loss`` holds, for each step, the mean loss over the *whole* global batch
+    (the processes' losses averaged).
+    """
+    rank, world, backend, device = join_process_group()
     try:
-        if settings.batch_size % world:
-            raise ValueError(f"batch_size={settings.batch_size} must be divisible by the number of processes, {world}")
-        data = torch.load(settings.data_path)
-        torch.manual_seed(settings.seed)
-        model = GPT(GPTConfig(**settings.config)).to(device)
-        wrapped = DistributedDataParallel(model, device_ids=[device] if backend == "nccl" else None) if distributed else model
-        batches = torch.Generator().manual_seed(settings.seed + 1)  # the same global batches on every process
-        local = settings.batch_size // world
-
-        def my_slice() -> tuple[torch.Tensor, torch.Tensor]:
-            x, y = lm_batch(data, settings.batch_size, model.config.block_size, generator=batches)
-            return x[rank * local : (rank + 1) * local], y[rank * local : (rank + 1) * local]
-
-        history = train(wrapped, my_slice, steps=settings.steps, lr=settings.lr, grad_clip=settings.grad_clip,
-                        device=device, log=False, progress=False)
+        check_batch_split(settings.batch_size, world)
+        model, history = train_replica(settings, rank, world, backend, device)
         losses = torch.tensor(history.train_loss, dtype=torch.float64)
-        if distributed:
+        if backend is not None:
             dist.all_reduce(losses)  # sum over the processes
             losses /= world
         if settings.grads_path is not None and rank == 0:
-            torch.save({name: p.grad.cpu() for name, p in model.named_parameters()}, settings.grads_path)
-        return {"rank": rank, "world_size": world, "backend": backend, "train_loss": losses.tolist(),
-                "seconds": history.seconds}
+            grads = {name: p.grad.cpu() for name, p in model.named_parameters()}
+            torch.save(grads, settings.grads_path)
+        return {
+            "rank": rank,
+            "world_size": world,
+            "backend": backend,
+            "train_loss": losses.tolist(),
+            "seconds": history.seconds,
+        }
     finally:
-        if distributed:
+        if backend is not None:
             dist.destroy_process_group()
 
 
+# %% notebooks/09_scaling.ipynb, cell 68: 9.5 Many processes: data-parallel training
 DDP_SCRIPT = '''\
-"""Run by every process: python -m torch.distributed.run --nproc_per_node=P train_ddp.py settings.json result.json"""
+"""Run by every process that torchrun starts:
+torchrun --nproc_per_node=P train_ddp.py settings.json result.json"""
 import json, sys
 from minillm.scaling import DataParallelSettings, data_parallel_train
 
@@ -361,40 +470,81 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_data_parallel(settings: DataParallelSettings, nproc: int = 2, timeout: float = 300.0) -> dict:
-    """Run :func:`data_parallel_train` in ``nproc`` processes started by ``torchrun`` (``python -m
-    torch.distributed.run``) on this machine, and return rank 0's result.
+def torchrun_command(nproc: int, *args: str) -> list[str]:
+    """The command line of ``torchrun`` (``python -m torch.distributed.run``) that
+    starts ``nproc`` processes on this machine, meeting on a free port, each running
+    ``args`` (a script and its arguments)."""
+    where = ["--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
+    run = [sys.executable, "-m", "torch.distributed.run"]
+    return [*run, f"--nproc_per_node={nproc}", *where, *args]
 
-    The processes import the same ``minillm`` as this one (its folder goes first on ``PYTHONPATH``) and
-    use ``cpu_count // nproc`` threads each. Raises ``RuntimeError`` with the processes' output if they
-    fail, and ``TimeoutError`` (after stopping them) if they take more than ``timeout`` seconds.
-    """
-    if not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc must be a positive int, got {nproc!r}")
+
+def _child_environment(nproc: int) -> dict[str, str]:
+    """This process's environment, with this ``minillm`` first on ``PYTHONPATH``, and
+    ``cpu_count // nproc`` threads for each of ``nproc`` processes."""
     package_root = str(Path(__file__).resolve().parent.parent)
+    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    threads = max(1, (os.cpu_count() or 1) // nproc)
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(paths),
+        "OMP_NUM_THREADS": str(threads),
+    }
+
+
+# %% notebooks/09_scaling.ipynb, cell 70: 9.5 Many processes: data-parallel training
+def _run_to_the_end(command: list[str], env: dict, timeout: float) -> tuple[int, str]:
+    """Run ``command``; return its exit code and its output (stdout and stderr). After
+    ``timeout`` seconds, stop it with all of its children and raise ``TimeoutError``."""
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so a timeout stops every child
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        output, _ = process.communicate()
+        raise TimeoutError(
+            f"torchrun took more than {timeout} s; its output:\n{output[-4000:]}"
+        ) from None
+    return process.returncode, output
+
+
+# %% notebooks/09_scaling.ipynb, cell 72: 9.5 Many processes: data-parallel training
+def launch_data_parallel(
+    settings: DataParallelSettings, nproc: int = 2, timeout: float = 300.0
+) -> dict:
+    """Run :func:`data_parallel_train` in ``nproc`` processes started by ``torchrun``
+    (``python -m torch.distributed.run``) on this machine, and return rank 0's result.
+
+    The processes import the same ``minillm`` as this one (its folder goes first on
+    ``PYTHONPATH``) and use ``cpu_count // nproc`` threads each. Raises ``RuntimeError``
+    with the processes' output if they fail, and ``TimeoutError`` (after stopping them)
+    if they take more than ``timeout`` seconds.
+    """
+    check_int("nproc", nproc)
     with tempfile.TemporaryDirectory(prefix="minillm-ddp-") as tmp:
-        script, settings_path, result_path = Path(tmp) / "train_ddp.py", Path(tmp) / "settings.json", Path(tmp) / "result.json"
+        script, settings_path = Path(tmp) / "train_ddp.py", Path(tmp) / "settings.json"
+        result_path = Path(tmp) / "result.json"
         script.write_text(DDP_SCRIPT)
         settings_path.write_text(json.dumps(asdict(settings)))
-        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-                   "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-                   str(script), str(settings_path), str(result_path)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])]),
-               "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   start_new_session=True)  # its own process group, so a timeout stops every child
-        try:
-            output, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            output, _ = process.communicate()
-            raise TimeoutError(f"torchrun took more than {timeout} s; its output:\n{output[-4000:]}") from None
-        if process.returncode != 0 or not result_path.exists():
-            raise RuntimeError(f"torchrun failed with exit code {process.returncode}; its output:\n{output[-4000:]}")
+        files = [str(script), str(settings_path), str(result_path)]
+        code, output = _run_to_the_end(
+            torchrun_command(nproc, *files), _child_environment(nproc), timeout
+        )
+        if code != 0 or not result_path.exists():
+            raise RuntimeError(
+                f"torchrun failed with exit code {code}; its output:\n{output[-4000:]}"
+            )
         return json.loads(result_path.read_text())
 
 
-# %% notebooks/09_scaling.ipynb, cell 52: 9.6 Quantization: int8 weights
+# %% notebooks/09_scaling.ipynb, cell 76: 9.6 Quantization: int8 weights
 def serialized_bytes(model: nn.Module) -> int:
     """The size in bytes of ``model.state_dict()`` saved with ``torch.save``."""
     import io

@@ -1207,3 +1207,55 @@ def check_stream(texts, batch_chars) -> None:
                         "with encode()")
     if not isinstance(batch_chars, int) or batch_chars < 1:
         raise ValueError(f"batch_chars must be an int >= 1, got {batch_chars!r}")
+
+
+# Chapter 9: scaling
+
+__all__ += ["check_counted_config", "check_seq_len", "check_power_law_data",
+            "check_batch_split"]
+
+
+def check_counted_config(config, pretraining_heads: bool = False) -> None:
+    """A configuration whose parameters chapter 9 counts: a ``GPTConfig`` or a
+    ``BertConfig``; ``pretraining_heads`` (the MLM and sentence heads) only for BERT."""
+    from minillm.bert import BertConfig
+    from minillm.gpt import GPTConfig
+
+    if not isinstance(config, (GPTConfig, BertConfig)):
+        raise TypeError(f"config must be a GPTConfig or a BertConfig, got "
+                        f"{type(config).__name__}")
+    if isinstance(config, GPTConfig) and pretraining_heads:
+        raise ValueError("pretraining_heads=True applies to a BertConfig; a GPT has one "
+                         "(tied) output layer")
+
+
+def check_seq_len(seq_len, block_size: int) -> None:
+    """A context length in [1, block_size]."""
+    if not isinstance(seq_len, int) or not 1 <= seq_len <= block_size:
+        raise ValueError(f"seq_len must be an int in [1, block_size = {block_size}], "
+                         f"got {seq_len!r}")
+
+
+def check_power_law_data(n, loss) -> None:
+    """NumPy arrays ``n`` and ``loss`` that a power law can be fitted to with an error bar:
+    1-D, equally long, at least 3 points, finite and > 0, not all ``n`` equal."""
+    import numpy as np
+
+    if n.ndim != 1 or n.shape != loss.shape:
+        raise ValueError(f"n and loss must be 1-D and equally long, got shapes {n.shape} "
+                         f"and {loss.shape}")
+    if len(n) < 3:
+        raise ValueError(f"fitting a power law with an uncertainty needs at least 3 points, "
+                         f"got {len(n)}")
+    if not (np.all(np.isfinite(n)) and np.all(np.isfinite(loss))
+            and np.all(n > 0) and np.all(loss > 0)):
+        raise ValueError("n and loss must be finite and > 0 (their logarithms are fitted)")
+    if np.ptp(n) == 0:
+        raise ValueError("all n are equal: the exponent cannot be fitted")
+
+
+def check_batch_split(batch_size: int, world_size: int) -> None:
+    """A global batch that splits evenly over the data-parallel processes."""
+    if batch_size % world_size:
+        raise ValueError(f"batch_size={batch_size} must be divisible by the number of "
+                         f"processes, {world_size}")

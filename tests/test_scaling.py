@@ -83,7 +83,7 @@ def test_breakdown_parts_match_the_modules():
     config = GPTConfig(vocab_size=50, block_size=16, n_layers=3, n_heads=2, d_model=8, d_ff=20)
     model = GPT(config)
     parts = parameter_breakdown(config)
-    assert parts["embeddings"] == model.wte.weight.numel() + model.wpe.weight.numel()
+    assert parts["embeddings"] == model.wte.weight.numel() + model.wpe.embedding.weight.numel()
     assert parts["attention"] == sum(_numel(b.attn) for b in model.blocks)
     assert parts["ffn"] == sum(_numel(b.ffn) for b in model.blocks)
     assert parts["norms"] == sum(_numel(m) for name, m in model.named_modules() if "norm" in name or name == "ln_f")
@@ -316,3 +316,22 @@ def test_throughput_measurements_are_positive_rates():
 def test_launch_rejects_bad_nproc(tmp_path):
     with pytest.raises(ValueError, match="nproc"):
         launch_data_parallel(_ddp_settings(tmp_path), nproc=0)
+
+
+def test_bad_arguments_are_named_with_what_was_expected():
+    """The argument checks (one call each to minillm.support) name the value and the rule."""
+    from minillm.scaling import matmul_flops_per_second
+    from minillm.support import check_batch_split
+
+    with pytest.raises(ValueError, match="n_tokens must be > 0, got -1"):
+        training_flops(1, -1)
+    with pytest.raises(ValueError, match="tokens_per_parameter must be > 0, got 0"):
+        compute_optimal_allocation(1.0, 0)
+    with pytest.raises(ValueError, match="bytes_per_value must be >= 1, got 0"):
+        training_memory_estimate(10, bytes_per_value=0)
+    with pytest.raises(ValueError, match="repeats must be a positive int, got 0"):
+        matmul_flops_per_second(8, repeats=0)
+    with pytest.raises(ValueError, match=r"seq_len must be an int in \[1, block_size = 8\], got 0"):
+        flops_per_token(GPTConfig(block_size=8), seq_len=0)
+    with pytest.raises(ValueError, match="batch_size=3 must be divisible by the number of processes, 2"):
+        check_batch_split(3, 2)
