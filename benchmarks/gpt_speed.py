@@ -66,11 +66,14 @@ def lm_batch(*args, **kwargs):
 
 # --- the reference: GPT-2 as nanoGPT writes it ----------------------------------------------------
 
+
 class NanoStyleAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int):
         super().__init__()
         self.n_heads = n_heads
-        self.c_attn = nn.Linear(d_model, 3 * d_model)  # queries, keys and values in one matmul
+        self.c_attn = nn.Linear(
+            d_model, 3 * d_model
+        )  # queries, keys and values in one matmul
         self.c_proj = nn.Linear(d_model, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,11 +108,20 @@ class NanoStyleBlock(nn.Module):
 
 
 class NanoStyleGPT(nn.Module):
-    def __init__(self, vocab_size: int, block_size: int, n_layers: int, d_model: int, n_heads: int):
+    def __init__(
+        self,
+        vocab_size: int,
+        block_size: int,
+        n_layers: int,
+        d_model: int,
+        n_heads: int,
+    ):
         super().__init__()
         self.wte = nn.Embedding(vocab_size, d_model)
         self.wpe = nn.Embedding(block_size, d_model)
-        self.h = nn.ModuleList([NanoStyleBlock(d_model, n_heads) for _ in range(n_layers)])
+        self.h = nn.ModuleList(
+            [NanoStyleBlock(d_model, n_heads) for _ in range(n_layers)]
+        )
         self.ln_f = nn.LayerNorm(d_model, eps=1e-5)
         self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight
@@ -121,7 +133,9 @@ class NanoStyleGPT(nn.Module):
         logits = self.lm_head(self.ln_f(x))
         if targets is None:
             return logits, None
-        return logits, F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return logits, F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+        )
 
 
 @torch.no_grad()
@@ -150,13 +164,25 @@ def load_nanogpt(path: str, ref: NanoStyleGPT, block_size: int):
     spec.loader.exec_module(module)
     vocab, d = ref.wte.weight.shape
     n_heads = ref.h[0].attn.n_heads
-    config = module.GPTConfig(block_size=block_size, vocab_size=vocab, n_layer=len(ref.h),
-                              n_head=n_heads, n_embd=d, dropout=0.0, bias=True)
+    config = module.GPTConfig(
+        block_size=block_size,
+        vocab_size=vocab,
+        n_layer=len(ref.h),
+        n_head=n_heads,
+        n_embd=d,
+        dropout=0.0,
+        bias=True,
+    )
     model = module.GPT(config)
-    sd = {name if name == "lm_head.weight" else "transformer." + name: tensor
-          for name, tensor in ref.state_dict().items()}
+    sd = {
+        name if name == "lm_head.weight" else "transformer." + name: tensor
+        for name, tensor in ref.state_dict().items()
+    }
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    assert not unexpected and set(missing) <= {"transformer.wte.weight"}, (missing, unexpected)
+    assert not unexpected and set(missing) <= {"transformer.wte.weight"}, (
+        missing,
+        unexpected,
+    )
     for block in model.transformer.h:  # nanoGPT's exact (erf) GELU -> GPT-2's tanh form
         block.mlp.gelu = nn.GELU(approximate="tanh")
     return model.train()
@@ -164,15 +190,25 @@ def load_nanogpt(path: str, ref: NanoStyleGPT, block_size: int):
 
 # --- building the models --------------------------------------------------------------------------
 
+
 def build(size: str, vocab_size: int, nanogpt: str | None):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     n_layers, d_model, n_heads, block_size, _ = SIZES[size]
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=vocab_size, n_positions=block_size, n_embd=d_model,
-                        n_layer=n_layers, n_head=n_heads, resid_pdrop=0.0, embd_pdrop=0.0,
-                        attn_pdrop=0.0, bos_token_id=None, eos_token_id=None,
-                        attn_implementation="sdpa")
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=block_size,
+        n_embd=d_model,
+        n_layer=n_layers,
+        n_head=n_heads,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,
+        eos_token_id=None,
+        attn_implementation="sdpa",
+    )
     hf = GPT2LMHeadModel(config)
     with torch.no_grad():  # perturb: the default init hides misplaced biases and norms
         for p in hf.parameters():
@@ -203,7 +239,9 @@ def check_same_loss(models, x, y) -> None:
     print("loss on one batch: " + ", ".join(f"{k} {v:.6f}" for k, v in losses.items()))
     for name, value in losses.items():
         if abs(value - first) > 1e-4:
-            raise SystemExit(f"{name} gives loss {value}, minillm {first}: not the same function")
+            raise SystemExit(
+                f"{name} gives loss {value}, minillm {first}: not the same function"
+            )
 
 
 # --- timing ---------------------------------------------------------------------------------------
@@ -225,26 +263,49 @@ def train_steps(model, loss_fn, opt, batches) -> list[float]:
     return seconds
 
 
-def benchmark(size: str, data: torch.Tensor, vocab_size: int, steps: int, chunk: int,
-              warmup: int, nanogpt: str | None) -> dict:
+def benchmark(
+    size: str,
+    data: torch.Tensor,
+    vocab_size: int,
+    steps: int,
+    chunk: int,
+    warmup: int,
+    nanogpt: str | None,
+) -> dict:
     n_layers, d_model, n_heads, block_size, batch_size = SIZES[size]
     models = build(size, vocab_size, nanogpt)
     n_params = sum(p.numel() for p in models["minillm GPT"][0].parameters())
     clock = "CPU time of the thread" if CLOCK is time.thread_time else "wall time"
-    print(f"\nsize {size}: {n_layers} layers, d_model {d_model}, {n_heads} heads, block {block_size}, "
-          f"batch {batch_size}, {n_params:,} parameters; {torch.get_num_threads()} threads; "
-          f"{steps} timed steps per model in chunks of {chunk}; {clock}")
-    check_same_loss(models, *lm_batch(data, batch_size, block_size,
-                                      generator=torch.Generator().manual_seed(123)))
+    print(
+        f"\nsize {size}: {n_layers} layers, d_model {d_model}, {n_heads} heads, block {block_size}, "
+        f"batch {batch_size}, {n_params:,} parameters; {torch.get_num_threads()} threads; "
+        f"{steps} timed steps per model in chunks of {chunk}; {clock}"
+    )
+    check_same_loss(
+        models,
+        *lm_batch(
+            data, batch_size, block_size, generator=torch.Generator().manual_seed(123)
+        ),
+    )
     runs = {}
     for name, (model, loss_fn) in models.items():
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
-        runs[name] = dict(model=model, loss=loss_fn, opt=opt, gen=torch.Generator().manual_seed(1),
-                          chunks=[])
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1
+        )
+        runs[name] = dict(
+            model=model,
+            loss=loss_fn,
+            opt=opt,
+            gen=torch.Generator().manual_seed(1),
+            chunks=[],
+        )
     names = list(runs)
 
     def next_batches(run, n):
-        return [lm_batch(data, batch_size, block_size, generator=run["gen"]) for _ in range(n)]
+        return [
+            lm_batch(data, batch_size, block_size, generator=run["gen"])
+            for _ in range(n)
+        ]
 
     for name in names:  # untimed warm-up: first calls allocate and pick kernels
         run = runs[name]
@@ -252,68 +313,106 @@ def benchmark(size: str, data: torch.Tensor, vocab_size: int, steps: int, chunk:
     rounds = math.ceil(steps / chunk)
     for r in range(rounds):
         n = min(chunk, steps - r * chunk)
-        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order
+        for name in (
+            names[r % len(names) :] + names[: r % len(names)]
+        ):  # rotate the order
             run = runs[name]
-            run["chunks"].append(train_steps(run["model"], run["loss"], run["opt"],
-                                             next_batches(run, n)))
+            run["chunks"].append(
+                train_steps(run["model"], run["loss"], run["opt"], next_batches(run, n))
+            )
     tokens_per_step = batch_size * block_size
     result = {}
-    print(f"{'model':<26}{'tokens/s':>10}{'ms/step':>9}{'median tokens/s':>17}{'ms/step':>9}"
-          f"{'best ms/step':>14}")
+    print(
+        f"{'model':<26}{'tokens/s':>10}{'ms/step':>9}{'median tokens/s':>17}{'ms/step':>9}"
+        f"{'best ms/step':>14}"
+    )
     for name, run in runs.items():
         times = [t for chunk_times in run["chunks"] for t in chunk_times]
         rate = len(times) * tokens_per_step / sum(times)
         median = statistics.median(times)
-        result[name] = dict(tokens_per_s=rate, median_tokens_per_s=tokens_per_step / median,
-                            step_seconds=times)
-        print(f"{name:<26}{rate:>10,.0f}{1000 * sum(times) / len(times):>9.1f}"
-              f"{tokens_per_step / median:>17,.0f}{1000 * median:>9.1f}{1000 * min(times):>14.1f}")
+        result[name] = dict(
+            tokens_per_s=rate,
+            median_tokens_per_s=tokens_per_step / median,
+            step_seconds=times,
+        )
+        print(
+            f"{name:<26}{rate:>10,.0f}{1000 * sum(times) / len(times):>9.1f}"
+            f"{tokens_per_step / median:>17,.0f}{1000 * median:>9.1f}{1000 * min(times):>14.1f}"
+        )
     ours = result["minillm GPT"]
     for other in names[1:]:
         # per round: the ratio of the median step times of the two models' chunks
-        ratios = [statistics.median(b) / statistics.median(a)
-                  for a, b in zip(runs["minillm GPT"]["chunks"], runs[other]["chunks"])]
-        print(f"throughput minillm / {other}: "
-              f"{ours['median_tokens_per_s'] / result[other]['median_tokens_per_s']:.2f} "
-              f"(medians), {ours['tokens_per_s'] / result[other]['tokens_per_s']:.2f} (totals); "
-              f"per round {min(ratios):.2f}-{max(ratios):.2f}")
+        ratios = [
+            statistics.median(b) / statistics.median(a)
+            for a, b in zip(runs["minillm GPT"]["chunks"], runs[other]["chunks"])
+        ]
+        print(
+            f"throughput minillm / {other}: "
+            f"{ours['median_tokens_per_s'] / result[other]['median_tokens_per_s']:.2f} "
+            f"(medians), {ours['tokens_per_s'] / result[other]['tokens_per_s']:.2f} (totals); "
+            f"per round {min(ratios):.2f}-{max(ratios):.2f}"
+        )
     return result
 
 
 # --- profiling ------------------------------------------------------------------------------------
 
-def profile(size: str, data: torch.Tensor, vocab_size: int, steps: int, rows: int) -> None:
+
+def profile(
+    size: str, data: torch.Tensor, vocab_size: int, steps: int, rows: int
+) -> None:
     """torch.profiler's table of each model's training step: the operators that take the time."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     _, _, _, block_size, batch_size = SIZES[size]
     models = build(size, vocab_size, None)
     for name, (model, loss_fn) in models.items():
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1
+        )
         gen = torch.Generator().manual_seed(1)
-        batches = [lm_batch(data, batch_size, block_size, generator=gen) for _ in range(steps + 3)]
+        batches = [
+            lm_batch(data, batch_size, block_size, generator=gen)
+            for _ in range(steps + 3)
+        ]
         train_steps(model, loss_fn, opt, batches[:3])
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
             seconds = sum(train_steps(model, loss_fn, opt, batches[3:]))
-        print(f"\n=== size {size}, {name}: {1000 * seconds / steps:.1f} ms/step "
-              f"(under the profiler), {steps} steps ===")
+        print(
+            f"\n=== size {size}, {name}: {1000 * seconds / steps:.1f} ms/step "
+            f"(under the profiler), {steps} steps ==="
+        )
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="ab", help="which sizes to run: a, b or ab")
-    parser.add_argument("--steps-a", type=int, default=300, help="timed steps per model, size a")
+    parser.add_argument(
+        "--steps-a", type=int, default=300, help="timed steps per model, size a"
+    )
     parser.add_argument("--chunk-a", type=int, default=25)
-    parser.add_argument("--steps-b", type=int, default=30, help="timed steps per model, size b")
+    parser.add_argument(
+        "--steps-b", type=int, default=30, help="timed steps per model, size b"
+    )
     parser.add_argument("--chunk-b", type=int, default=5)
-    parser.add_argument("--batch-b", type=int, default=8, help="batch size of size b (8 or 12)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
+    parser.add_argument(
+        "--batch-b", type=int, default=8, help="batch size of size b (8 or 12)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps per model first"
+    )
     add_timing_options(parser)
-    parser.add_argument("--nanogpt", default=None, help="path of nanoGPT's model.py, to time it too")
-    parser.add_argument("--profile", action="store_true", help="print profiles instead of timing")
+    parser.add_argument(
+        "--nanogpt", default=None, help="path of nanoGPT's model.py, to time it too"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print profiles instead of timing"
+    )
     parser.add_argument("--profile-steps", type=int, default=10)
-    parser.add_argument("--rows", type=int, default=30, help="rows of each profile table")
+    parser.add_argument(
+        "--rows", type=int, default=30, help="rows of each profile table"
+    )
     args = parser.parse_args()
     if not set(args.sizes) <= set(SIZES):
         parser.error(f"--sizes takes letters from {''.join(SIZES)}, got {args.sizes!r}")
@@ -328,7 +427,11 @@ def main() -> None:
         if args.profile:
             profile(size, data, len(chars), args.profile_steps, args.rows)
         else:
-            steps, chunk = (args.steps_a, args.chunk_a) if size == "a" else (args.steps_b, args.chunk_b)
+            steps, chunk = (
+                (args.steps_a, args.chunk_a)
+                if size == "a"
+                else (args.steps_b, args.chunk_b)
+            )
             benchmark(size, data, len(chars), steps, chunk, args.warmup, args.nanogpt)
 
 

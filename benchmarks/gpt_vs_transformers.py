@@ -31,8 +31,15 @@ from minillm.training import lm_batch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=600, help="training steps per model")
-    parser.add_argument("--chunk", type=int, default=50, help="steps per model before switching to the other")
+    parser.add_argument(
+        "--steps", type=int, default=600, help="training steps per model"
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=50,
+        help="steps per model before switching to the other",
+    )
     parser.add_argument("--eval-every", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--block-size", type=int, default=64)
@@ -40,8 +47,18 @@ def main() -> None:
     parser.add_argument("--n-heads", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="Hugging Face attention implementation")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: torch's choice)",
+    )
+    parser.add_argument(
+        "--attn",
+        default="sdpa",
+        choices=["sdpa", "eager"],
+        help="Hugging Face attention implementation",
+    )
     args = parser.parse_args()
     if args.eval_every % args.chunk:
         parser.error("--eval-every must be a multiple of --chunk")
@@ -53,12 +70,24 @@ def main() -> None:
     text = load_tiny_shakespeare()
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}
-    train_ids, val_ids = train_val_split(torch.tensor([stoi[c] for c in text]), val_fraction=0.1)
+    train_ids, val_ids = train_val_split(
+        torch.tensor([stoi[c] for c in text]), val_fraction=0.1
+    )
 
     torch.manual_seed(0)
-    hf_config = GPT2Config(vocab_size=len(chars), n_positions=args.block_size, n_embd=args.d_model,
-                           n_layer=args.n_layers, n_head=args.n_heads, resid_pdrop=0.0, embd_pdrop=0.0,
-                           attn_pdrop=0.0, bos_token_id=None, eos_token_id=None, attn_implementation=args.attn)
+    hf_config = GPT2Config(
+        vocab_size=len(chars),
+        n_positions=args.block_size,
+        n_embd=args.d_model,
+        n_layer=args.n_layers,
+        n_head=args.n_heads,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,
+        eos_token_id=None,
+        attn_implementation=args.attn,
+    )
     hf = GPT2LMHeadModel(hf_config).train()
     ours = GPT.from_hf(hf).train()  # identical starting weights
 
@@ -74,11 +103,23 @@ def main() -> None:
         "transformers GPT2LMHeadModel": dict(model=hf, loss=hf_loss),
     }
     for run in runs.values():
-        run.update(opt=torch.optim.AdamW(run["model"].parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.1),
-                   gen=torch.Generator().manual_seed(1), seconds=0.0, steps=0, log=[])
+        run.update(
+            opt=torch.optim.AdamW(
+                run["model"].parameters(),
+                lr=args.lr,
+                betas=(0.9, 0.99),
+                weight_decay=0.1,
+            ),
+            gen=torch.Generator().manual_seed(1),
+            seconds=0.0,
+            steps=0,
+            log=[],
+        )
 
     eval_gen = torch.Generator().manual_seed(0)
-    val_batches = [lm_batch(val_ids, 32, args.block_size, generator=eval_gen) for _ in range(20)]
+    val_batches = [
+        lm_batch(val_ids, 32, args.block_size, generator=eval_gen) for _ in range(20)
+    ]
 
     @torch.no_grad()
     def evaluate(run) -> float:
@@ -88,14 +129,18 @@ def main() -> None:
         return value
 
     n_params = ours.num_parameters()
-    print(f"model: {args.n_layers} layers, {args.n_heads} heads, d_model {args.d_model}, block {args.block_size}, "
-          f"{n_params:,} parameters (HF: {hf.num_parameters():,}); batch {args.batch_size}; "
-          f"{torch.get_num_threads()} threads; HF attention: {args.attn}")
+    print(
+        f"model: {args.n_layers} layers, {args.n_heads} heads, d_model {args.d_model}, block {args.block_size}, "
+        f"{n_params:,} parameters (HF: {hf.num_parameters():,}); batch {args.batch_size}; "
+        f"{torch.get_num_threads()} threads; HF attention: {args.attn}"
+    )
     print(f"{'model':<30}{'step':>6}{'train s':>9}{'val loss':>10}")
     while any(run["steps"] < args.steps for run in runs.values()):
         for name, run in runs.items():
             for _ in range(args.chunk):
-                x, y = lm_batch(train_ids, args.batch_size, args.block_size, generator=run["gen"])
+                x, y = lm_batch(
+                    train_ids, args.batch_size, args.block_size, generator=run["gen"]
+                )
                 start = time.perf_counter()
                 loss = run["loss"](x, y)
                 run["opt"].zero_grad(set_to_none=True)
@@ -107,14 +152,19 @@ def main() -> None:
             if run["steps"] % args.eval_every == 0 or run["steps"] == args.steps:
                 val = evaluate(run)
                 run["log"].append((run["steps"], run["seconds"], val))
-                print(f"{name:<30}{run['steps']:>6}{run['seconds']:>9.1f}{val:>10.4f}", flush=True)
+                print(
+                    f"{name:<30}{run['steps']:>6}{run['seconds']:>9.1f}{val:>10.4f}",
+                    flush=True,
+                )
 
     tokens = args.steps * args.batch_size * args.block_size
     print()
     throughput = {}
     for name, run in runs.items():
         throughput[name] = tokens / run["seconds"]
-        print(f"{name:<30} {throughput[name]:>9,.0f} tokens/s  final val loss {run['log'][-1][2]:.4f}")
+        print(
+            f"{name:<30} {throughput[name]:>9,.0f} tokens/s  final val loss {run['log'][-1][2]:.4f}"
+        )
     ratio = throughput["minillm GPT"] / throughput["transformers GPT2LMHeadModel"]
     print(f"throughput ratio minillm / transformers: {ratio:.2f}")
 

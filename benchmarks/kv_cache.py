@@ -34,7 +34,9 @@ from minillm.gpt import GPT, GPTConfig
 
 def shapes() -> dict[str, GPTConfig]:
     return {
-        "ch7": GPTConfig(vocab_size=65, block_size=256, n_layers=4, n_heads=4, d_model=128),
+        "ch7": GPTConfig(
+            vocab_size=65, block_size=256, n_layers=4, n_heads=4, d_model=128
+        ),
         "gpt2": GPTConfig.gpt2(),
     }
 
@@ -51,9 +53,13 @@ def time_generate(model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", default="ch7,gpt2", help="comma-separated: ch7, gpt2")
+    parser.add_argument(
+        "--shapes", default="ch7,gpt2", help="comma-separated: ch7, gpt2"
+    )
     parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--prompt", type=int, default=16, help="prompt length in tokens")
+    parser.add_argument(
+        "--prompt", type=int, default=16, help="prompt length in tokens"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant")
     add_timing_options(parser)
     args = parser.parse_args()
@@ -68,30 +74,45 @@ def main() -> None:
         model = GPT(config).eval()
         n_params = sum(p.numel() for p in model.parameters())
         new_tokens = min(args.new_tokens, config.block_size - args.prompt)
-        prompt = torch.randint(config.vocab_size, (1, args.prompt),
-                               generator=torch.Generator().manual_seed(1))
-        print(f"\n{name}: {config.n_layers} layers, d_model {config.d_model}, {config.n_heads} heads, "
-              f"vocabulary {config.vocab_size}, block {config.block_size}, {n_params:,} parameters; "
-              f"prompt {args.prompt} tokens, {new_tokens} new tokens, batch 1, "
-              f"{torch.get_num_threads()} threads, {args.repeats} runs each, "
-              f"{'CPU time' if args.clock == 'cpu' else 'wall time'}")
+        prompt = torch.randint(
+            config.vocab_size,
+            (1, args.prompt),
+            generator=torch.Generator().manual_seed(1),
+        )
+        print(
+            f"\n{name}: {config.n_layers} layers, d_model {config.d_model}, {config.n_heads} heads, "
+            f"vocabulary {config.vocab_size}, block {config.block_size}, {n_params:,} parameters; "
+            f"prompt {args.prompt} tokens, {new_tokens} new tokens, batch 1, "
+            f"{torch.get_num_threads()} threads, {args.repeats} runs each, "
+            f"{'CPU time' if args.clock == 'cpu' else 'wall time'}"
+        )
         time_generate(model, prompt, 4, True)  # warm-up
         time_generate(model, prompt, 4, False)
         times = {True: [], False: []}
         outputs = {}
         for r in range(args.repeats):
-            for use_cache in ((True, False) if r % 2 == 0 else (False, True)):  # alternate
-                seconds, outputs[use_cache] = time_generate(model, prompt, new_tokens, use_cache)
+            for use_cache in (
+                (True, False) if r % 2 == 0 else (False, True)
+            ):  # alternate
+                seconds, outputs[use_cache] = time_generate(
+                    model, prompt, new_tokens, use_cache
+                )
                 times[use_cache].append(seconds)
         for use_cache, label in ((False, "without cache"), (True, "with cache")):
             t = times[use_cache]
-            print(f"  {label:<14} best {min(t):8.3f} s  median {statistics.median(t):8.3f} s  "
-                  f"{1000 * min(t) / new_tokens:7.2f} ms/token (best)")
+            print(
+                f"  {label:<14} best {min(t):8.3f} s  median {statistics.median(t):8.3f} s  "
+                f"{1000 * min(t) / new_tokens:7.2f} ms/token (best)"
+            )
         speedup = min(times[False]) / min(times[True])
-        median_speedup = statistics.median(times[False]) / statistics.median(times[True])
+        median_speedup = statistics.median(times[False]) / statistics.median(
+            times[True]
+        )
         same = torch.equal(outputs[True], outputs[False])
-        print(f"  speed-up of the cache: {speedup:.1f}x (best times), {median_speedup:.1f}x (medians); "
-              f"same tokens: {same}")
+        print(
+            f"  speed-up of the cache: {speedup:.1f}x (best times), {median_speedup:.1f}x (medians); "
+            f"same tokens: {same}"
+        )
 
 
 if __name__ == "__main__":

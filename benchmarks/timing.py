@@ -18,13 +18,18 @@ import torch
 def add_timing_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--threads`` and ``--clock`` to a benchmark's command line."""
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                        help="cpu: CPU time of the computing thread, which a busy machine "
-                             "disturbs far less than wall time (needs --threads 1)")
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="cpu: CPU time of the computing thread, which a busy machine "
+        "disturbs far less than wall time (needs --threads 1)",
+    )
 
 
-def apply_timing_options(parser: argparse.ArgumentParser,
-                         args: argparse.Namespace) -> Callable[[], float]:
+def apply_timing_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> Callable[[], float]:
     """Set torch's thread count and return the clock the options ask for."""
     if args.clock == "cpu" and args.threads != 1:
         parser.error("--clock cpu needs --threads 1: it measures the main thread only")

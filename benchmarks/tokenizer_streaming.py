@@ -41,7 +41,11 @@ def write_corpus(path: Path, megabytes: float) -> int:
     target, written = int(megabytes * 1e6), 0
     with open(path, "wb") as f:
         while written < target:
-            piece = document[: target - written] if target - written < len(document) else document
+            piece = (
+                document[: target - written]
+                if target - written < len(document)
+                else document
+            )
             piece = piece.decode("utf-8", errors="ignore").encode("utf-8")
             f.write(piece)
             written += len(piece)
@@ -49,8 +53,12 @@ def write_corpus(path: Path, megabytes: float) -> int:
 
 
 def save_tokenizer(path: Path) -> None:
-    tok = BPETokenizer.train(load_tiny_shakespeare()[:200_000], 513, special_tokens=[END_OF_TEXT])
-    path.write_text(json.dumps({"merges": tok.merges, "special_tokens": tok.special_tokens}))
+    tok = BPETokenizer.train(
+        load_tiny_shakespeare()[:200_000], 513, special_tokens=[END_OF_TEXT]
+    )
+    path.write_text(
+        json.dumps({"merges": tok.merges, "special_tokens": tok.special_tokens})
+    )
 
 
 def peak_rss_mb() -> float:
@@ -72,6 +80,7 @@ def measure(mode: str, path: str, tokenizer_path: str, use_tracemalloc: bool) ->
     tok.encode("warm up the imports")
     if use_tracemalloc:
         import tracemalloc
+
         tracemalloc.start()
     before, start = rss_mb(), time.perf_counter()
     if mode == "stream":
@@ -88,9 +97,15 @@ def measure(mode: str, path: str, tokenizer_path: str, use_tracemalloc: bool) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=float, nargs="+", default=[5, 50], help="file sizes, MB")
-    parser.add_argument("--whole-up-to", type=float, default=10,
-                        help="also encode files up to this size (MB) whole, for comparison")
+    parser.add_argument(
+        "--sizes", type=float, nargs="+", default=[5, 50], help="file sizes, MB"
+    )
+    parser.add_argument(
+        "--whole-up-to",
+        type=float,
+        default=10,
+        help="also encode files up to this size (MB) whole, for comparison",
+    )
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -98,8 +113,10 @@ def main() -> None:
         print(json.dumps(measure(*args.measure, args.tracemalloc)))
         return
 
-    print(f"{'file MB':>8}{'mode':>8}{'ids':>13}{'seconds':>9}{'MB/s':>7}{'peak RSS MB':>13}"
-          + (f"{'Python peak MB':>16}" if args.tracemalloc else ""))
+    print(
+        f"{'file MB':>8}{'mode':>8}{'ids':>13}{'seconds':>9}{'MB/s':>7}{'peak RSS MB':>13}"
+        + (f"{'Python peak MB':>16}" if args.tracemalloc else "")
+    )
     with tempfile.TemporaryDirectory() as folder:
         tokenizer_path = Path(folder) / "tokenizer.json"
         save_tokenizer(tokenizer_path)
@@ -108,13 +125,23 @@ def main() -> None:
             size = write_corpus(path, megabytes) / 1e6
             modes = ["stream"] + (["whole"] if megabytes <= args.whole_up_to else [])
             for mode in modes:
-                command = [sys.executable, __file__, "--measure", mode, str(path),
-                           str(tokenizer_path)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--measure",
+                    mode,
+                    str(path),
+                    str(tokenizer_path),
+                ]
                 command += ["--tracemalloc"] * args.tracemalloc
-                out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+                out = subprocess.run(
+                    command, capture_output=True, text=True, check=True
+                ).stdout
                 r = json.loads(out)
-                line = (f"{size:>8.1f}{mode:>8}{r['ids']:>13,}{r['seconds']:>9.1f}"
-                        f"{size / r['seconds']:>7.2f}{r['rss_mb']:>13.1f}")
+                line = (
+                    f"{size:>8.1f}{mode:>8}{r['ids']:>13,}{r['seconds']:>9.1f}"
+                    f"{size / r['seconds']:>7.2f}{r['rss_mb']:>13.1f}"
+                )
                 if args.tracemalloc:
                     line += f"{r['python_peak_mb']:>16.1f}"
                 print(line, flush=True)

@@ -33,15 +33,19 @@ import statistics
 import time
 
 from minillm.data import load_sst2, load_tiny_shakespeare
-from minillm.tokenization import (BPETokenizer, count_chunks, learn_merges_fast,
-                                  train_bpe)
+from minillm.tokenization import (
+    BPETokenizer,
+    count_chunks,
+    learn_merges_fast,
+    train_bpe,
+)
 
 
 def corpus(name: str) -> str:
     if name == "shakespeare2":
         return load_tiny_shakespeare() * 2
     sentences = "\n".join(sentence for sentence, _ in load_sst2("train"))
-    return sentences[: 2_000_000]
+    return sentences[:2_000_000]
 
 
 def cpu_seconds() -> float:
@@ -67,56 +71,86 @@ def timed(work, repeats: int, runs: list | None = None):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", choices=["shakespeare2", "sst2"], default="shakespeare2")
+    parser.add_argument(
+        "--corpus", choices=["shakespeare2", "sst2"], default="shakespeare2"
+    )
     parser.add_argument("--vocab-size", type=int, default=500)
-    parser.add_argument("--repeats", type=int, default=5, help="runs of the fast trainer and library")
-    parser.add_argument("--skip-naive", action="store_true", help="skip the naive trainer (slow)")
-    parser.add_argument("--max-chars", type=int, default=None, help="use only the corpus' start")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="runs of the fast trainer and library"
+    )
+    parser.add_argument(
+        "--skip-naive", action="store_true", help="skip the naive trainer (slow)"
+    )
+    parser.add_argument(
+        "--max-chars", type=int, default=None, help="use only the corpus' start"
+    )
     args = parser.parse_args()
 
     text = corpus(args.corpus)[: args.max_chars]
     n_bytes = len(text.encode("utf-8"))
-    print(f"corpus: {args.corpus}, {len(text):,} characters, {n_bytes / 1e6:.2f} MB; "
-          f"vocabulary {args.vocab_size} (256 bytes + {args.vocab_size - 256} merges)")
+    print(
+        f"corpus: {args.corpus}, {len(text):,} characters, {n_bytes / 1e6:.2f} MB; "
+        f"vocabulary {args.vocab_size} (256 bytes + {args.vocab_size - 256} merges)"
+    )
 
     fast_runs = []
-    fast, fast_wall, fast_cpu = timed(lambda: BPETokenizer.train(text, args.vocab_size),
-                                      args.repeats, fast_runs)
+    fast, fast_wall, fast_cpu = timed(
+        lambda: BPETokenizer.train(text, args.vocab_size), args.repeats, fast_runs
+    )
     chunks, count_wall, _ = timed(lambda: count_chunks(text), args.repeats)
-    _, learn_wall, _ = timed(lambda: learn_merges_fast(chunks, args.vocab_size - 256), args.repeats)
+    _, learn_wall, _ = timed(
+        lambda: learn_merges_fast(chunks, args.vocab_size - 256), args.repeats
+    )
     library, lib_wall, lib_cpu = timed(
-        lambda: train_bpe(text, args.vocab_size, special_tokens=()), args.repeats)
+        lambda: train_bpe(text, args.vocab_size, special_tokens=()), args.repeats
+    )
     library_tokens = sorted(library.get_vocab(), key=library.token_to_id)[256:]
-    assert library_tokens == [fast.id_to_token(i) for i in range(256, fast.vocab_size)], \
-        "the fast trainer and the library learned different merges"
-    print(f"{len(chunks):,} distinct chunks; the fast trainer and the library learned the same "
-          f"{len(fast.merges)} merges")
+    assert library_tokens == [
+        fast.id_to_token(i) for i in range(256, fast.vocab_size)
+    ], "the fast trainer and the library learned different merges"
+    print(
+        f"{len(chunks):,} distinct chunks; the fast trainer and the library learned the same "
+        f"{len(fast.merges)} merges"
+    )
 
     rows = []
     if not args.skip_naive:
         naive, naive_wall, naive_cpu = timed(
-            lambda: BPETokenizer.train(text, args.vocab_size, method="naive"), 1)
-        assert naive.merges == fast.merges, "the naive and fast trainers learned different merges"
+            lambda: BPETokenizer.train(text, args.vocab_size, method="naive"), 1
+        )
+        assert naive.merges == fast.merges, (
+            "the naive and fast trainers learned different merges"
+        )
         rows.append(("ours, naive (recounts every merge)", naive_wall, naive_cpu))
-    rows += [("ours, fast (incremental counts)", fast_wall, fast_cpu),
-             ("library (tokenizers, Rust)", lib_wall, lib_cpu)]
+    rows += [
+        ("ours, fast (incremental counts)", fast_wall, fast_cpu),
+        ("library (tokenizers, Rust)", lib_wall, lib_cpu),
+    ]
     print(f"\n{'trainer':<38}{'wall s':>9}{'CPU s':>9}")
     for name, wall, cpu in rows:
         print(f"{name:<38}{wall:>9.3f}{cpu:>9.3f}")
-    print(f"\nfast trainer: counting chunks {count_wall:.3f} s + learning merges {learn_wall:.3f} s "
-          f"(best runs, measured apart)")
+    print(
+        f"\nfast trainer: counting chunks {count_wall:.3f} s + learning merges {learn_wall:.3f} s "
+        f"(best runs, measured apart)"
+    )
     if not args.skip_naive:
         print(f"fast / naive: {rows[0][1] / fast_wall:.0f} times faster (wall)")
-    print(f"fast / library: {fast_wall / lib_wall:.2f} times the library's wall time, "
-          f"{fast_cpu / lib_cpu:.2f} times its CPU time")
+    print(
+        f"fast / library: {fast_wall / lib_wall:.2f} times the library's wall time, "
+        f"{fast_cpu / lib_cpu:.2f} times its CPU time"
+    )
     walls, cpus = [w for w, _ in fast_runs], [c for _, c in fast_runs]
-    print(f"fast trainer, {len(fast_runs)} runs: wall min {min(walls):.3f} s, median "
-          f"{statistics.median(walls):.3f} s; CPU min {min(cpus):.3f} s, median "
-          f"{statistics.median(cpus):.3f} s")
+    print(
+        f"fast trainer, {len(fast_runs)} runs: wall min {min(walls):.3f} s, median "
+        f"{statistics.median(walls):.3f} s; CPU min {min(cpus):.3f} s, median "
+        f"{statistics.median(cpus):.3f} s"
+    )
     goal, median = 0.5, statistics.median(walls)
     verdict = "meets" if median <= goal else "misses"
-    print(f"goal: fast trainer <= {goal} s wall on this corpus: the median run {verdict} it "
-          f"({median:.3f} s)")
+    print(
+        f"goal: fast trainer <= {goal} s wall on this corpus: the median run {verdict} it "
+        f"({median:.3f} s)"
+    )
 
 
 if __name__ == "__main__":

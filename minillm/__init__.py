@@ -15,8 +15,20 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "attention", "bert", "bigram", "data", "exercises", "finetune", "gpt", "layers",
-    "positional", "scaling", "support", "tokenization", "training", "viz",
+    "attention",
+    "bert",
+    "bigram",
+    "data",
+    "exercises",
+    "finetune",
+    "gpt",
+    "layers",
+    "positional",
+    "scaling",
+    "support",
+    "tokenization",
+    "training",
+    "viz",
 }
 
 

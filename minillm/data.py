@@ -190,7 +190,9 @@ def fetch(name: str | DataFile, *, timeout: float = 60.0) -> Path:
     return download(entry, cache_dir(), timeout=timeout)
 
 
-def download(entry: DataFile, root: str | os.PathLike, *, timeout: float = 60.0) -> Path:
+def download(
+    entry: DataFile, root: str | os.PathLike, *, timeout: float = 60.0
+) -> Path:
     """Download ``entry`` into ``root / entry.relpath``, verify it, and return the path.
 
     The bytes go to a temporary file in the destination folder, which is renamed
@@ -200,7 +202,9 @@ def download(entry: DataFile, root: str | os.PathLike, *, timeout: float = 60.0)
     root = Path(root)
     dest = root / entry.relpath
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{dest.name}.", suffix=".part", dir=dest.parent
+    )
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -232,11 +236,17 @@ def _extract_member(archive: Path, member: str, folder: Path) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=".member.", suffix=".part", dir=folder)
     tmp = Path(tmp_name)
     try:
-        with zipfile.ZipFile(archive) as zf, zf.open(member) as src, os.fdopen(fd, "wb") as dst:
+        with (
+            zipfile.ZipFile(archive) as zf,
+            zf.open(member) as src,
+            os.fdopen(fd, "wb") as dst,
+        ):
             shutil.copyfileobj(src, dst, 1 << 20)
     except (zipfile.BadZipFile, KeyError) as err:
         tmp.unlink(missing_ok=True)
-        raise ChecksumError(f"the downloaded archive has no readable {member!r}: {err}") from None
+        raise ChecksumError(
+            f"the downloaded archive has no readable {member!r}: {err}"
+        ) from None
     finally:
         archive.unlink(missing_ok=True)
     return tmp
@@ -276,7 +286,9 @@ def train_val_split(data: S, val_fraction: float = 0.1) -> tuple[S, S]:
     in nanoGPT. For tiny Shakespeare that is 1,003,854 / 111,540 characters.
     """
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
+        raise ValueError(
+            f"val_fraction must be strictly between 0 and 1, got {val_fraction}"
+        )
     n_train = int(len(data) * (1 - val_fraction))
     if n_train == 0 or n_train == len(data):
         raise ValueError(

@@ -62,7 +62,9 @@ def pick_device(allow_mps: bool = False) -> torch.device:
     if forced:
         device = torch.device(forced)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("MINILLM_DEVICE asks for CUDA, but torch.cuda.is_available() is False")
+            raise RuntimeError(
+                "MINILLM_DEVICE asks for CUDA, but torch.cuda.is_available() is False"
+            )
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -85,9 +87,13 @@ def lm_batch(
     ``x`` shifted one position to the left: ``y[b, t] == data[start_b + t + 1]``.
     """
     if data.dim() != 1:
-        raise ValueError(f"data must be a 1-D tensor of token ids, got shape {tuple(data.shape)}")
+        raise ValueError(
+            f"data must be a 1-D tensor of token ids, got shape {tuple(data.shape)}"
+        )
     if block_size < 1 or batch_size < 1:
-        raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}")
+        raise ValueError(
+            f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}"
+        )
     if len(data) < block_size + 1:
         raise ValueError(
             f"data has {len(data)} tokens, fewer than block_size + 1 = {block_size + 1}"
@@ -122,7 +128,9 @@ class History:
     @property
     def final_val_loss(self) -> float:
         if not self.val_loss:
-            raise ValueError("this run was never evaluated (no eval_batches were given)")
+            raise ValueError(
+                "this run was never evaluated (no eval_batches were given)"
+            )
         return self.val_loss[-1]
 
 
@@ -160,7 +168,9 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[Batch], device: torch.device | None = None) -> float:
+def evaluate(
+    model: nn.Module, batches: Iterable[Batch], device: torch.device | None = None
+) -> float:
     """Mean loss of ``model`` over ``batches`` in eval mode (the training mode is restored)."""
     was_training = model.training
     model.eval()
@@ -379,14 +389,19 @@ def train(
             print(f"resumed from {found} (step {start_step})")
         if start_step >= steps:
             return history
-    base_lrs = [group.setdefault("initial_lr", group["lr"]) if lr_schedule is not None
-                else group["lr"] for group in optimizer.param_groups]
+    base_lrs = [
+        group.setdefault("initial_lr", group["lr"])
+        if lr_schedule is not None
+        else group["lr"]
+        for group in optimizer.param_groups
+    ]
     start = time.perf_counter() - history.seconds
     model.train()
     if progress is None:
         progress = os.environ.get("MINILLM_PROGRESS", "1") != "0"
-    bar = tqdm(range(start_step, steps), disable=not progress, leave=False,
-               desc="training")
+    bar = tqdm(
+        range(start_step, steps), disable=not progress, leave=False, desc="training"
+    )
     for step in bar:
         if lr_schedule is not None:
             factor = lr_schedule(step)
@@ -398,7 +413,9 @@ def train(
             with _autocast(autocast_dtype, device, model):
                 loss = _call(model, next_batch(), device)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss.item()} at step {step + 1}")
+                raise FloatingPointError(
+                    f"the loss became {loss.item()} at step {step + 1}"
+                )
             (loss / grad_accum).backward()
             step_loss += loss.item() / grad_accum
         if grad_clip is not None:
@@ -423,8 +440,14 @@ def train(
         if checkpoint_dir is not None and due and _is_main_process():
             history.seconds = time.perf_counter() - start
             folder = Path(checkpoint_dir) / f"step-{step + 1:06d}"
-            save_checkpoint(folder, model, optimizer, step=step + 1,
-                            generator=generator, extra={"history": asdict(history)})
+            save_checkpoint(
+                folder,
+                model,
+                optimizer,
+                step=step + 1,
+                generator=generator,
+                extra={"history": asdict(history)},
+            )
     bar.close()
     history.seconds = time.perf_counter() - start
     return history
@@ -549,8 +572,11 @@ def save_checkpoint(
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        save_file(tensors, tmp / _WEIGHTS_FILE,
-                  metadata={"format": "pt", "minillm.tied": json.dumps(aliases)})
+        save_file(
+            tensors,
+            tmp / _WEIGHTS_FILE,
+            metadata={"format": "pt", "minillm.tied": json.dumps(aliases)},
+        )
         torch.save(state, tmp / _STATE_FILE)
         (tmp / _META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
         for name in _CHECKPOINT_FILES:
@@ -664,8 +690,14 @@ def _state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _view_key(t: torch.Tensor) -> tuple:
-    return (t.device, t.dtype, t.untyped_storage().data_ptr(), t.storage_offset(),
-            tuple(t.shape), t.stride())
+    return (
+        t.device,
+        t.dtype,
+        t.untyped_storage().data_ptr(),
+        t.storage_offset(),
+        tuple(t.shape),
+        t.stride(),
+    )
 
 
 def _tied_names(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
@@ -715,8 +747,11 @@ def _read_weights(file: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     missing = [name for name in expected if name not in available]
     unexpected = [name for name in available if name not in expected]
     mismatch = next(
-        (name for name, t in expected.items()
-         if name in available and tuple(available[name].shape) != tuple(t.shape)),
+        (
+            name
+            for name, t in expected.items()
+            if name in available and tuple(available[name].shape) != tuple(t.shape)
+        ),
         None,
     )
     if missing or unexpected or mismatch:
@@ -753,8 +788,11 @@ def _some(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-_TYPE_NAMES = {nn.Module: "torch.nn.Module", torch.Generator: "torch.Generator",
-               torch.optim.Optimizer: "torch.optim.Optimizer"}
+_TYPE_NAMES = {
+    nn.Module: "torch.nn.Module",
+    torch.Generator: "torch.Generator",
+    torch.optim.Optimizer: "torch.optim.Optimizer",
+}
 
 
 def _check_type(name: str, value, kind: type, optional: bool = True) -> None:
@@ -805,8 +843,13 @@ def _rng_state() -> dict:
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
-                  int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
@@ -892,11 +935,15 @@ def plot_history(
         losses = np.asarray(history.train_loss)
         k = max(1, min(smooth, len(losses)))
         running = np.convolve(losses, np.ones(k) / k, mode="valid")
-        ax.plot(history.steps[k - 1 :], running, label=f"train (mean of {k} steps)", lw=1.5)
+        ax.plot(
+            history.steps[k - 1 :], running, label=f"train (mean of {k} steps)", lw=1.5
+        )
     if history.val_loss:
         ax.plot(history.eval_steps, history.val_loss, "o-", label="validation", ms=4)
     for i, (name, value) in enumerate((baselines or {}).items()):
-        ax.axhline(value, ls="--", lw=1, color=f"C{i + 2}", label=f"{name}: {value:.3f}")
+        ax.axhline(
+            value, ls="--", lw=1, color=f"C{i + 2}", label=f"{name}: {value:.3f}"
+        )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy loss (nats per token)")
     ax.set_title(title)

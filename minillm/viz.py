@@ -37,16 +37,26 @@ def token_label(token: str) -> str:
 
 def _as_array(weights, ndim: int, name: str) -> np.ndarray:
     """Attention weights (a torch tensor or array-like) as a float numpy array with ``ndim`` dims."""
-    if hasattr(weights, "detach"):  # a torch tensor, possibly on a GPU or requiring grad
+    if hasattr(
+        weights, "detach"
+    ):  # a torch tensor, possibly on a GPU or requiring grad
         weights = weights.detach().float().cpu().numpy()
     try:
         array = np.asarray(weights, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a tensor or array of numbers, got {type(weights).__name__}") from None
+        raise TypeError(
+            f"{name} must be a tensor or array of numbers, got {type(weights).__name__}"
+        ) from None
     if array.ndim != ndim:
         expected = {2: "(T_q, T_k)", 3: "(n_heads, T_q, T_k)"}[ndim]
-        extra = " (drop the batch dimension, e.g. weights[0])" if array.ndim == ndim + 1 and array.shape[0] == 1 else ""
-        raise ValueError(f"{name} must have shape {expected}, got shape {array.shape}{extra}")
+        extra = (
+            " (drop the batch dimension, e.g. weights[0])"
+            if array.ndim == ndim + 1 and array.shape[0] == 1
+            else ""
+        )
+        raise ValueError(
+            f"{name} must have shape {expected}, got shape {array.shape}{extra}"
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return array
@@ -54,10 +64,14 @@ def _as_array(weights, ndim: int, name: str) -> np.ndarray:
 
 def _check_tokens(tokens: Sequence[str], n: int, name: str, axis: str) -> list[str]:
     if isinstance(tokens, str):
-        raise TypeError(f"{name} must be a sequence of token strings, not one string: use list({name}) for characters")
+        raise TypeError(
+            f"{name} must be a sequence of token strings, not one string: use list({name}) for characters"
+        )
     tokens = [str(t) for t in tokens]
     if len(tokens) != n:
-        raise ValueError(f"{name} has {len(tokens)} tokens but the weights have {n} {axis}")
+        raise ValueError(
+            f"{name} has {len(tokens)} tokens but the weights have {n} {axis}"
+        )
     return tokens
 
 
@@ -67,13 +81,17 @@ def _new_axes(figsize: tuple[float, float]):
     return plt.subplots(figsize=figsize)
 
 
-def _set_token_ticks(ax, queries: list[str], keys: list[str], fontsize: float, max_labels: int = 64) -> None:
+def _set_token_ticks(
+    ax, queries: list[str], keys: list[str], fontsize: float, max_labels: int = 64
+) -> None:
     def ticks(n: int) -> range:
         return range(0, n, max(1, math.ceil(n / max_labels)))
 
     xs, ys = ticks(len(keys)), ticks(len(queries))
     ax.set_xticks(list(xs))
-    ax.set_xticklabels([token_label(keys[i]) for i in xs], rotation=90, fontsize=fontsize)
+    ax.set_xticklabels(
+        [token_label(keys[i]) for i in xs], rotation=90, fontsize=fontsize
+    )
     ax.set_yticks(list(ys))
     ax.set_yticklabels([token_label(queries[i]) for i in ys], fontsize=fontsize)
 
@@ -101,19 +119,33 @@ def plot_attention(
     """
     w = _as_array(weights, 2, "weights")
     queries = _check_tokens(tokens, w.shape[0], "tokens", "query rows")
-    keys = _check_tokens(tokens if key_tokens is None else key_tokens, w.shape[1], "key_tokens" if key_tokens is not None else "tokens", "key columns")
+    keys = _check_tokens(
+        tokens if key_tokens is None else key_tokens,
+        w.shape[1],
+        "key_tokens" if key_tokens is not None else "tokens",
+        "key columns",
+    )
     if ax is None:
         size = min(12.0, 2.0 + 0.28 * max(w.shape))
         _, ax = _new_axes((size + (1.0 if colorbar else 0.0), size))
     top = float(w.max()) if vmax is None else float(vmax)
-    image = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=top if top > 0 else 1.0, aspect="auto", interpolation="nearest")
+    image = ax.imshow(
+        w,
+        cmap=cmap,
+        vmin=0.0,
+        vmax=top if top > 0 else 1.0,
+        aspect="auto",
+        interpolation="nearest",
+    )
     _set_token_ticks(ax, queries, keys, fontsize)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     if title:
         ax.set_title(title)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
+        ax.figure.colorbar(
+            image, ax=ax, fraction=0.046, pad=0.04, label="attention weight"
+        )
     return ax
 
 
@@ -143,10 +175,19 @@ def plot_heads(
     w = _as_array(weights, 3, "weights")
     n_heads, t_q, t_k = w.shape
     queries = _check_tokens(tokens, t_q, "tokens", "query rows")
-    keys = _check_tokens(tokens if key_tokens is None else key_tokens, t_k, "key_tokens" if key_tokens is not None else "tokens", "key columns")
+    keys = _check_tokens(
+        tokens if key_tokens is None else key_tokens,
+        t_k,
+        "key_tokens" if key_tokens is not None else "tokens",
+        "key columns",
+    )
     if not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"ncols must be a positive int, got {ncols!r}")
-    names = [f"head {h}" for h in range(n_heads)] if head_names is None else [str(n) for n in head_names]
+    names = (
+        [f"head {h}" for h in range(n_heads)]
+        if head_names is None
+        else [str(n) for n in head_names]
+    )
     if len(names) != n_heads:
         raise ValueError(f"head_names has {len(names)} names for {n_heads} heads")
     ncols = min(ncols, n_heads)
@@ -159,7 +200,9 @@ def plot_heads(
         fig = plt.figure(figsize=figsize)
     else:
         fig.set_size_inches(*figsize)
-    _use_constrained_layout(fig)  # keeps the titles, labels and colour bar from overlapping
+    _use_constrained_layout(
+        fig
+    )  # keeps the titles, labels and colour bar from overlapping
     axes = fig.subplots(nrows, ncols, squeeze=False)
     top = float(w.max()) if shared_scale else None
     image = None
@@ -169,8 +212,14 @@ def plot_heads(
             fig.delaxes(ax)
             continue
         vmax = top if shared_scale else float(w[h].max())
-        image = ax.imshow(w[h], cmap="viridis", vmin=0.0, vmax=vmax if vmax and vmax > 0 else 1.0,
-                          aspect="auto", interpolation="nearest")
+        image = ax.imshow(
+            w[h],
+            cmap="viridis",
+            vmin=0.0,
+            vmax=vmax if vmax and vmax > 0 else 1.0,
+            aspect="auto",
+            interpolation="nearest",
+        )
         _set_token_ticks(ax, queries, keys, fontsize, max_labels=32)
         ax.set_title(names[h], fontsize=fontsize + 2)
         if h % ncols == 0:
@@ -214,33 +263,61 @@ class AttentionExplorer:
     are inert, so show a static figure beside it.
     """
 
-    def __init__(self, attention_fn: AttentionFn, text: str, *, layer: int = 0, head: int | str = "all",
-                 head_names: Sequence[str] | None = None, dpi: int = 90):
+    def __init__(
+        self,
+        attention_fn: AttentionFn,
+        text: str,
+        *,
+        layer: int = 0,
+        head: int | str = "all",
+        head_names: Sequence[str] | None = None,
+        dpi: int = 90,
+    ):
         import ipywidgets as widgets
 
         if not callable(attention_fn):
-            raise TypeError(f"attention_fn must be callable (text -> (tokens, weights)), got {type(attention_fn).__name__}")
+            raise TypeError(
+                f"attention_fn must be callable (text -> (tokens, weights)), got {type(attention_fn).__name__}"
+            )
         self.attention_fn = attention_fn
         self.head_names = None if head_names is None else [str(n) for n in head_names]
         self.dpi = dpi
         self.figure = None
         self._updating = False
-        self.tokens, self.weights = self._compute(text)  # raises on a function that returns the wrong things
+        self.tokens, self.weights = self._compute(
+            text
+        )  # raises on a function that returns the wrong things
         n_layers, n_heads = len(self.weights), self.weights[0].shape[0]
         if not (isinstance(layer, int) and 0 <= layer < n_layers):
             raise ValueError(f"layer must be an int in [0, {n_layers}), got {layer!r}")
         if head != "all" and not (isinstance(head, int) and 0 <= head < n_heads):
-            raise ValueError(f"head must be 'all' or an int in [0, {n_heads}), got {head!r}")
+            raise ValueError(
+                f"head must be 'all' or an int in [0, {n_heads}), got {head!r}"
+            )
 
-        self.text = widgets.Text(value=text, description="text", continuous_update=False,
-                                 layout=widgets.Layout(width="90%"))
-        self.layer = widgets.IntSlider(value=layer, min=0, max=max(n_layers - 1, 0), description="layer",
-                                       continuous_update=False)
-        self.head = widgets.Dropdown(options=self._head_options(n_heads), value=-1 if head == "all" else head,
-                                     description="head")
+        self.text = widgets.Text(
+            value=text,
+            description="text",
+            continuous_update=False,
+            layout=widgets.Layout(width="90%"),
+        )
+        self.layer = widgets.IntSlider(
+            value=layer,
+            min=0,
+            max=max(n_layers - 1, 0),
+            description="layer",
+            continuous_update=False,
+        )
+        self.head = widgets.Dropdown(
+            options=self._head_options(n_heads),
+            value=-1 if head == "all" else head,
+            description="head",
+        )
         self.status = widgets.HTML(value="")
         self.image = widgets.Image(format="png")
-        self.widget = widgets.VBox([self.text, widgets.HBox([self.layer, self.head]), self.status, self.image])
+        self.widget = widgets.VBox(
+            [self.text, widgets.HBox([self.layer, self.head]), self.status, self.image]
+        )
         self.text.observe(self._on_text, names="value")
         self.layer.observe(self._on_choice, names="value")
         self.head.observe(self._on_choice, names="value")
@@ -257,21 +334,31 @@ class AttentionExplorer:
         if isinstance(per_layer, np.ndarray) or hasattr(per_layer, "detach"):
             per_layer = list(per_layer)  # a stacked (n_layers, n_heads, T, T) tensor
         if not isinstance(per_layer, (list, tuple)) or len(per_layer) == 0:
-            raise ValueError("attention_fn must return (tokens, weights) with weights a non-empty list of "
-                             f"per-layer (n_heads, T, T) tensors, got {type(per_layer).__name__}")
-        arrays = [_as_array(w, 3, f"weights of layer {i}") for i, w in enumerate(per_layer)]
+            raise ValueError(
+                "attention_fn must return (tokens, weights) with weights a non-empty list of "
+                f"per-layer (n_heads, T, T) tensors, got {type(per_layer).__name__}"
+            )
+        arrays = [
+            _as_array(w, 3, f"weights of layer {i}") for i, w in enumerate(per_layer)
+        ]
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
-            raise ValueError(f"every layer's weights must have the same shape (n_heads, T, T), got {sorted(shapes)}")
+            raise ValueError(
+                f"every layer's weights must have the same shape (n_heads, T, T), got {sorted(shapes)}"
+            )
         n_heads, t_q, t_k = arrays[0].shape
         if t_q != t_k:
-            raise ValueError(f"the explorer shows self-attention: weights must be (n_heads, T, T), got {arrays[0].shape}")
+            raise ValueError(
+                f"the explorer shows self-attention: weights must be (n_heads, T, T), got {arrays[0].shape}"
+            )
         return _check_tokens(tokens, t_q, "tokens", "positions"), arrays
 
     def _on_text(self, change) -> None:
         try:
             tokens, weights = self._compute(change["new"])
-        except Exception as err:  # keep the last good view; tell the reader what went wrong
+        except (
+            Exception
+        ) as err:  # keep the last good view; tell the reader what went wrong
             self.status.value = f"<span style='color:#b00'>could not compute attention for this text: {_escape(err)}</span>"
             return
         self.tokens, self.weights = tokens, weights
@@ -298,15 +385,29 @@ class AttentionExplorer:
 
         layer, head = self.layer.value, self.head.value
         weights = self.weights[layer]
-        names = self.head_names if self.head_names and len(self.head_names) == weights.shape[0] else None
+        names = (
+            self.head_names
+            if self.head_names and len(self.head_names) == weights.shape[0]
+            else None
+        )
         fig = Figure()
         if head == -1:
-            plot_heads(weights, self.tokens, fig=fig, head_names=names, title=f"layer {layer}: all {weights.shape[0]} heads")
+            plot_heads(
+                weights,
+                self.tokens,
+                fig=fig,
+                head_names=names,
+                title=f"layer {layer}: all {weights.shape[0]} heads",
+            )
         else:
             size = min(9.0, 2.5 + 0.25 * len(self.tokens))
             fig.set_size_inches(size + 1.0, size)
-            title = f"layer {layer}, head {head}" + (f" ({names[head]})" if names else "")
-            plot_attention(weights[head], self.tokens, ax=fig.add_subplot(1, 1, 1), title=title)
+            title = f"layer {layer}, head {head}" + (
+                f" ({names[head]})" if names else ""
+            )
+            plot_attention(
+                weights[head], self.tokens, ax=fig.add_subplot(1, 1, 1), title=title
+            )
             fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=self.dpi)
@@ -316,14 +417,18 @@ class AttentionExplorer:
 
     # --- display --------------------------------------------------------------------------
 
-    def _ipython_display_(self) -> None:  # IPython calls this on ipywidgets 7 and 8 alike
+    def _ipython_display_(
+        self,
+    ) -> None:  # IPython calls this on ipywidgets 7 and 8 alike
         from IPython.display import display
 
         display(self.widget)
 
     def __repr__(self) -> str:
-        return (f"AttentionExplorer(text={self.text.value!r}, layer={self.layer.value}, "
-                f"head={'all' if self.head.value == -1 else self.head.value})")
+        return (
+            f"AttentionExplorer(text={self.text.value!r}, layer={self.layer.value}, "
+            f"head={'all' if self.head.value == -1 else self.head.value})"
+        )
 
 
 def _escape(err: Exception) -> str:
