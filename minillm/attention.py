@@ -142,15 +142,22 @@ class MultiHeadAttention(nn.Module):
 
         Returns q (B, n_heads, T, d_head) and k, v (B, n_kv_heads, S, d_head).
         """
-        context = x if context is None else context
+        qkv = (self.q_proj, self.k_proj, self.v_proj)
+        if context is None and all(type(p) is nn.Linear for p in qkv):
+            # self-attention: one matrix product for q, k and v, faster than three
+            weight = torch.cat([p.weight for p in qkv])
+            bias = None if self.q_proj.bias is None else torch.cat([p.bias for p in qkv])
+            q, k, v = F.linear(x, weight, bias).split([p.out_features for p in qkv], -1)
+        else:  # cross-attention, or layers wrapped by chapter 8's LoRA
+            context = x if context is None else context
+            q, k, v = self.q_proj(x), self.k_proj(context), self.v_proj(context)
 
         def heads(t: torch.Tensor, n: int) -> torch.Tensor:
             # (B, T, n * d_head) -> (B, n, T, d_head)
             return t.view(t.shape[0], t.shape[1], n, self.d_head).transpose(1, 2)
 
-        q = heads(self.q_proj(x), self.n_heads)
-        k = heads(self.k_proj(context), self.n_kv_heads)
-        v = heads(self.v_proj(context), self.n_kv_heads)
+        q = heads(q, self.n_heads)
+        k, v = heads(k, self.n_kv_heads), heads(v, self.n_kv_heads)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         return q, k, v

@@ -451,3 +451,16 @@ def test_rotary_and_qk_norm_hooks_act_on_queries_and_keys():
     torch.testing.assert_close(mha(x), expected)
     assert mha.q_norm.seen[-1] == (1, 2, 4, 4) and mha.k_norm.seen[-1] == (1, 2, 4, 4)
     assert Shift.offsets[-2:] == [0, 0]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_self_attention_projection_equals_three_projections(bias):
+    """Self-attention stacks q, k and v into one matrix product; passing the input as the
+    context takes the unfused path (three products). Both must give the same q, k, v."""
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(24, 6, n_kv_heads=2, bias=bias)
+    x = torch.randn(2, 5, 24)
+    fused, separate = attn.project(x), attn.project(x, context=x)
+    for a, b in zip(fused, separate):
+        torch.testing.assert_close(a, b)
+    assert fused[0].shape == (2, 6, 5, 4) and fused[1].shape == (2, 2, 5, 4)
