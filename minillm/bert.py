@@ -18,11 +18,8 @@ __all__ = [
 
 
 # %% notebooks/06_bert.ipynb, cell 11: Tokens: WordPiece and the special tokens
-import os
-import socket
 from dataclasses import dataclass, replace
 from typing import Iterator, NamedTuple, Sequence
-from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
@@ -49,6 +46,7 @@ from minillm.support import (
     check_sentence_labels,
     check_token_ids,
     check_type,
+    load_hf_pretrained,
 )
 
 
@@ -362,7 +360,7 @@ class BertConfig:
             }[kind],
         )
 
-    # %% notebooks/06_bert.ipynb, cell 110: 6.9 Variants as configuration: RoBERTa an...
+    # %% notebooks/06_bert.ipynb, cell 109: 6.9 Variants as configuration: RoBERTa an...
     @classmethod
     def roberta_base(cls, **changes) -> "BertConfig":
         """roberta-base: BERT-base's shape, a 50,265-token byte-level BPE, one segment type,
@@ -384,7 +382,7 @@ class BertConfig:
             }
         )
 
-    # %% notebooks/06_bert.ipynb, cell 112: 6.9 Variants as configuration: RoBERTa an...
+    # %% notebooks/06_bert.ipynb, cell 111: 6.9 Variants as configuration: RoBERTa an...
     @classmethod
     def albert_base(cls, **changes) -> "BertConfig":
         """albert-base-v2: E=128 < H=768, one block shared by all 12 layers, sentence-order
@@ -695,7 +693,7 @@ class BertForPreTraining(nn.Module):
         model.load_state_dict({ours: state[theirs] for ours, theirs in names.items()})
         return model.train(hf_model.training)
 
-    # %% notebooks/06_bert.ipynb, cell 79: 6.6 Matching Hugging Face, number for number
+    # %% notebooks/06_bert.ipynb, cell 78: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_pretrained(
         cls,
@@ -709,29 +707,12 @@ class BertForPreTraining(nn.Module):
         or a folder written by ``save_pretrained``. Offline, a checkpoint missing from the
         cache is an ``OSError`` that says so (instead of retrying the network).
         """
-        auto = _import_transformers().AutoModelForPreTraining
-        where = cache_dir or "the default cache folder"
-        try:
-            hf_model = auto.from_pretrained(
-                name, local_files_only=True, cache_dir=cache_dir
-            )
-        except OSError:
-            if local_files_only:
-                raise OSError(
-                    f"{name!r} is not in the Hugging Face cache ({where}) and "
-                    "local_files_only=True forbids downloading it. Pass "
-                    "local_files_only=False on a machine with internet access, or give "
-                    "the path of a folder saved with save_pretrained."
-                ) from None
-            if not _hub_reachable():
-                raise OSError(
-                    f"cannot load {name!r}: it is not in the Hugging Face cache "
-                    f"({where}) and the hub ({_hf_endpoint()}) cannot be reached from "
-                    "this machine. Connect "
-                    "to the internet once (the download is then cached), or copy a folder "
-                    "saved with save_pretrained to this machine and pass its path."
-                ) from None
-            hf_model = auto.from_pretrained(name, cache_dir=cache_dir)
+        hf_model = load_hf_pretrained(
+            "AutoModelForPreTraining",
+            name,
+            local_files_only=local_files_only,
+            cache_dir=cache_dir,
+        )
         return cls.from_hf(hf_model).eval()
 
 
@@ -813,38 +794,7 @@ def _hf_head_names(config: BertConfig, kind: str) -> dict[str, str]:
     return out
 
 
-# %% notebooks/06_bert.ipynb, cell 78: 6.6 Matching Hugging Face, number for number
-def _import_transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise ImportError(
-            "converting Hugging Face models needs the `transformers` package: "
-            "pip install transformers"
-        ) from None
-    return transformers
-
-
-def _hf_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers a TCP connection (False when HF_HUB_OFFLINE
-    is set).
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(_hf_endpoint())
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-# %% notebooks/06_bert.ipynb, cell 82: The data
+# %% notebooks/06_bert.ipynb, cell 81: The data
 class PretrainingBatches:
     """Sentence pairs as tensors, and batches of them for MLM + NSP/SOP pretraining.
 
@@ -881,11 +831,11 @@ class PretrainingBatches:
         )
         self.static = self._mask(self.input_ids) if config.masking == "static" else None
 
-    # %% notebooks/06_bert.ipynb, cell 84: The data
+    # %% notebooks/06_bert.ipynb, cell 83: The data
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    # %% notebooks/06_bert.ipynb, cell 84: The data
+    # %% notebooks/06_bert.ipynb, cell 83: The data
     def _mask(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return mask_tokens(
             input_ids,
@@ -896,7 +846,7 @@ class PretrainingBatches:
             generator=self.generator,
         )
 
-    # %% notebooks/06_bert.ipynb, cell 86: The data
+    # %% notebooks/06_bert.ipynb, cell 85: The data
     def _batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         T = int(self.attention_mask[index].sum(dim=1).max())  # drop all-padding columns
         if self.static is not None:
@@ -911,7 +861,7 @@ class PretrainingBatches:
             "next_sentence_label": self.sentence_labels[index],
         }
 
-    # %% notebooks/06_bert.ipynb, cell 86: The data
+    # %% notebooks/06_bert.ipynb, cell 85: The data
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A batch of ``batch_size`` pairs drawn at random (with replacement across
         calls).
@@ -921,7 +871,7 @@ class PretrainingBatches:
             torch.randint(len(self), (batch_size,), generator=self.generator)
         )
 
-    # %% notebooks/06_bert.ipynb, cell 86: The data
+    # %% notebooks/06_bert.ipynb, cell 85: The data
     def batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """All the pairs, in order, in batches of ``batch_size`` (the last may be
         smaller).
@@ -931,7 +881,7 @@ class PretrainingBatches:
             yield self._batch(torch.arange(start, min(start + batch_size, len(self))))
 
 
-# %% notebooks/06_bert.ipynb, cell 91: Training
+# %% notebooks/06_bert.ipynb, cell 90: Training
 @torch.no_grad()
 def evaluate_pretraining(model: BertForPreTraining, batches) -> dict[str, float]:
     """Losses and accuracies of ``model`` over ``batches`` (dicts as made by
@@ -969,7 +919,7 @@ def evaluate_pretraining(model: BertForPreTraining, batches) -> dict[str, float]
     return out
 
 
-# %% notebooks/06_bert.ipynb, cell 97: Fill in the mask
+# %% notebooks/06_bert.ipynb, cell 96: Fill in the mask
 @torch.no_grad()
 def fill_mask(
     model: BertForPreTraining, tokenizer, text: str, top_k: int = 5

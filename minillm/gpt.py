@@ -48,6 +48,7 @@ from minillm.support import (
     check_token_ids,
     check_type,
     copy_checked,
+    load_hf_pretrained,
 )
 
 
@@ -287,11 +288,11 @@ class GPT(nn.Module):
 
     # %% notebooks/07_gpt.ipynb, cell 46: 7.3 Matching GPT-2 number for number
     @classmethod
-    def from_pretrained(cls, name: str = "gpt2", **hf_kwargs) -> "GPT":
+    def from_pretrained(cls, name: str = "gpt2", **options) -> "GPT":
         """A released GPT-2, downloaded or from the local cache
-        (:func:`load_pretrained_gpt2`).
+        (:func:`load_pretrained_gpt2`, which takes ``local_files_only`` and ``cache_dir``).
         """
-        return load_pretrained_gpt2(name, **hf_kwargs)
+        return load_pretrained_gpt2(name, **options)
 
 
 # %% notebooks/07_gpt.ipynb, cell 27: The model
@@ -412,37 +413,17 @@ def gpt_from_hf(hf_model) -> GPT:
 
 
 # %% notebooks/07_gpt.ipynb, cell 45: 7.3 Matching GPT-2 number for number
-def load_pretrained_gpt2(name: str = "gpt2", **hf_kwargs) -> GPT:
+def load_pretrained_gpt2(
+    name: str = "gpt2", *, local_files_only: bool = False, cache_dir: str | None = None
+) -> GPT:
     """Load a released GPT-2 (``"gpt2"``, ``"gpt2-medium"``, ``"gpt2-large"``,
-    ``"gpt2-xl"``, or a local folder) through ``transformers`` and convert it with
-    :func:`gpt_from_hf`, in eval mode.
-
-    Needs ``transformers`` and, unless the weights are cached, a connection to the
-    Hugging Face Hub (gpt2 is about 500 MB). ``hf_kwargs`` go to
-    ``GPT2LMHeadModel.from_pretrained`` (e.g. ``cache_dir``, ``local_files_only=True``).
-    Offline without a cached copy: an ``OSError`` that says so.
+    ``"gpt2-xl"``, or a folder written by ``save_pretrained``) through ``transformers``
+    and convert it with :func:`gpt_from_hf`, in eval mode. GPT-2 small is a 500 MB
+    download, cached afterwards; offline without a cached copy, an ``OSError`` says so.
     """
-    if not isinstance(name, str):
-        raise TypeError(
-            f"name must be a model name or a folder (str), got {type(name).__name__}"
-        )
-    try:
-        # imported here: minillm does not depend on transformers
-        from transformers import GPT2LMHeadModel
-    except ImportError as err:
-        raise ImportError(
-            "GPT.from_pretrained needs Hugging Face transformers: "
-            "pip install transformers"
-        ) from err
-    try:
-        hf_model = GPT2LMHeadModel.from_pretrained(name, **hf_kwargs)
-    except OSError as err:
-        raise OSError(
-            f"could not load the GPT-2 weights {name!r}: they are neither in the local "
-            f"Hugging Face cache nor downloadable (are you offline?). Connect to the "
-            f"internet (https://huggingface.co/{name}), or pass a folder that holds a "
-            f"saved GPT2LMHeadModel. The error from transformers was: {err}"
-        ) from err
+    hf_model = load_hf_pretrained(
+        "GPT2LMHeadModel", name, local_files_only=local_files_only, cache_dir=cache_dir
+    )
     return gpt_from_hf(hf_model).eval()
 
 

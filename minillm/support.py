@@ -54,6 +54,7 @@ __all__ = [
     "HF_ACTIVATIONS",
     "check_hf_gpt2",
     "check_tied_head",
+    "import_transformers", "hub_reachable", "load_hf_pretrained",
 ]
 
 
@@ -731,6 +732,76 @@ def check_tied_head(hf_model, token_embedding) -> None:
             "the model's lm_head is not tied to its token embeddings (wte); "
             "GPT ties them"
         )
+
+
+# Loading Hugging Face checkpoints: the chapters that convert a released model (6, 7,
+# 10) load it with one call, and a reader offline gets an error that says what to do.
+
+
+def import_transformers():
+    """The ``transformers`` package, or an ImportError that says how to install it."""
+    try:
+        import transformers
+    except ImportError:
+        raise ImportError(
+            "converting Hugging Face models needs the `transformers` package: "
+            "pip install transformers"
+        ) from None
+    return transformers
+
+
+def hf_endpoint() -> str:
+    import os
+
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (False when
+    HF_HUB_OFFLINE is set)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(hf_endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_hf_pretrained(class_name: str, name: str, *, local_files_only: bool = False,
+                       cache_dir: str | None = None):
+    """``transformers.<class_name>.from_pretrained(name)``: a hub name or a folder
+    written by ``save_pretrained``, from the cache if it is there. A checkpoint that
+    is not cached and cannot be downloaded (offline, or ``local_files_only=True``) is
+    an ``OSError`` that says so and what to do, instead of a long network retry."""
+    check_type("name", name, str)
+    auto = getattr(import_transformers(), class_name)
+    where = cache_dir or "the default cache folder"
+    try:
+        return auto.from_pretrained(name, local_files_only=True, cache_dir=cache_dir)
+    except OSError:
+        if local_files_only:
+            raise OSError(
+                f"{name!r} is not in the Hugging Face cache ({where}) and "
+                "local_files_only=True forbids downloading it. Pass "
+                "local_files_only=False on a machine with internet access, or give "
+                "the path of a folder saved with save_pretrained."
+            ) from None
+        if not hub_reachable():
+            raise OSError(
+                f"cannot load {name!r}: it is not in the Hugging Face cache ({where}) "
+                f"and the hub ({hf_endpoint()}) cannot be reached from this machine "
+                "(offline?). Connect to the internet once (the download is then "
+                "cached), or copy a folder saved with save_pretrained to this "
+                "machine and pass its path."
+            ) from None
+    return auto.from_pretrained(name, cache_dir=cache_dir)
 
 
 def check_hf_model(hf_model, expected) -> str:

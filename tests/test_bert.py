@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minillm.bert as bert
+import minillm.support as support
 from minillm.bert import (
     IGNORE_INDEX,
     BertConfig,
@@ -688,7 +689,7 @@ def test_fill_mask_returns_top_k_per_mask():
 
 @needs_hf
 def test_from_pretrained_offline_gives_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(bert, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(support, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(OSError, match=r"cannot load 'bert-base-uncased'.*cannot be reached"):
         BertForPreTraining.from_pretrained("bert-base-uncased", cache_dir=str(tmp_path))
     with pytest.raises(OSError, match=r"'bert-base-uncased' is not in the Hugging Face cache.*local_files_only=True"):
@@ -697,10 +698,10 @@ def test_from_pretrained_offline_gives_a_clear_error(monkeypatch, tmp_path):
 
 def test_hub_reachable_respects_offline_mode(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert bert._hub_reachable() is False
+    assert support.hub_reachable() is False
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens there
-    assert bert._hub_reachable(timeout=1.0) is False
+    assert support.hub_reachable(timeout=1.0) is False
 
 
 @needs_hf

@@ -275,7 +275,7 @@ def test_from_hf_rejects_what_it_cannot_represent():
 
 
 def test_from_pretrained_offline_error(tmp_path):
-    with pytest.raises(OSError, match=r"could not load the GPT-2 weights 'gpt2'.*offline"):
+    with pytest.raises(OSError, match=r"'gpt2' is not in the Hugging Face cache.*local_files_only=True"):
         GPT.from_pretrained("gpt2", cache_dir=str(tmp_path), local_files_only=True)
 
 
