@@ -126,6 +126,8 @@ class MultiHeadAttention(nn.Module):
         qk_norm: a function ``d_head -> module`` that builds a norm applied to each
             head's queries and keys (Qwen3, chapter 10).
         d_head: default ``d_model // n_heads``. bias: biases of the four projections.
+        out_bias: the output projection's bias, if it differs from ``bias`` (Qwen2
+            has biases on q, k, v only, chapter 10). Default: ``bias``.
 
     ``forward(x, *, context=None, mask=None, cache=None, need_weights=False)``:
         x (B, T, d_model). context: optional (B, S, d_model) to take keys and values
@@ -148,6 +150,7 @@ class MultiHeadAttention(nn.Module):
         rotary: nn.Module | None = None,
         qk_norm=None,
         dropout: float = 0.0,
+        out_bias: bool | None = None,
     ):
         super().__init__()
         (
@@ -169,7 +172,8 @@ class MultiHeadAttention(nn.Module):
         self.q_proj = nn.Linear(d_model, n_heads * d_head, bias=bias)
         self.k_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
         self.v_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
-        self.out_proj = nn.Linear(n_heads * d_head, d_model, bias=bias)
+        out_bias = bias if out_bias is None else out_bias
+        self.out_proj = nn.Linear(n_heads * d_head, d_model, bias=out_bias)
         self.q_norm = qk_norm(d_head) if qk_norm else None
         self.k_norm = qk_norm(d_head) if qk_norm else None
 
