@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "attention", "bert", "bigram", "data", "exercises", "finetune", "gpt", "layers",
-    "positional", "scaling", "support", "tokenization", "training", "viz",
+    "llama", "positional", "scaling", "support", "tokenization", "training", "viz",
 }
 
 
