@@ -356,7 +356,8 @@ def llama_from_state_dict(config: LlamaConfig, state_dict: dict) -> Llama:
 
 # %% notebooks/10_modern_llms.ipynb, cell 68: 10.9 Real weights
 def _checkpoint_folder(name, **hub_kwargs) -> Path:
-    """``name`` if it is a folder, else the Hub's (cached) copy of the model ``name``."""
+    """``name`` if it is a folder, else the folder of the Hub's (cached) copy of the
+    model ``name``."""
     check_type("name", name, (str, Path))
     if Path(name).is_dir():
         return Path(name)
