@@ -77,13 +77,13 @@ class LlamaConfig:
     tie_embeddings: bool = True
 
     def __post_init__(self):
-        defaults = {"n_kv_heads": self.n_heads, "d_ff": swiglu_width(self.d_model)}
-        defaults["d_head"] = self.d_model // self.n_heads
+        ints = ("vocab_size", "block_size", "n_layers", "n_heads", "d_model")
+        check_config(self, ints=ints, optional_ints=("n_kv_heads", "d_head", "d_ff"))
+        defaults = {"n_kv_heads": self.n_heads, "d_head": self.d_model // self.n_heads}
+        defaults["d_ff"] = swiglu_width(self.d_model)
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        ints = ("vocab_size", "block_size", "n_layers", "n_heads", "n_kv_heads")
-        check_config(self, ints=ints + ("d_model", "d_head", "d_ff"))
         check_divisible("n_heads", self.n_heads, "n_kv_heads", self.n_kv_heads)
 
     # %% notebooks/10_modern_llms.ipynb, cell 11: 10.1 Six swaps
@@ -92,9 +92,9 @@ class LlamaConfig:
         """The shape of a released model, a key of ``RELEASED``; keywords override fields.
 
         All three tie their output layer to the embeddings; Qwen3 adds q/k norms and uses
-        eps 1e-6 (the others 1e-5). Llama 3.2 stretches RoPE's low frequencies for long
-        contexts ("llama3" scaling), which minillm does not implement: the shape and the
-        parameter count are exact, the positions beyond 8192 are not.
+        eps 1e-6 (the others 1e-5). Llama 3.2 also slows RoPE's low frequencies down for
+        long contexts ("llama3" scaling), which minillm does not implement: its shape and
+        parameter count are exact, its outputs would not be (``from_hf`` refuses it).
         """
         check_choice("name", name, RELEASED)
         n_layers, n_heads, n_kv, d, d_head, d_ff, vocab, context, theta = RELEASED[name]
@@ -104,7 +104,7 @@ class LlamaConfig:
         fields.update(eps=1e-6 if qwen3 else 1e-5, rope_base=theta, qk_norm=qwen3)
         return cls(**{**fields, "tie_embeddings": True, **overrides})
 
-    # %% notebooks/10_modern_llms.ipynb, cell 49: 10.7 The model: GPT's trunk, other parts
+    # %% notebooks/10_modern_llms.ipynb, cell 50: 10.7 The model: GPT's trunk, other parts
     def num_parameters(self) -> int:
         """The parameter count of ``Llama(self)``, in closed form."""
         d, h, kv, d_head = self.d_model, self.n_heads, self.n_kv_heads, self.d_head
@@ -182,7 +182,7 @@ def kv_cache_bytes(
     return per_token * seq_len * batch_size * torch.finfo(dtype).bits // 8
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 45: 10.7 The model: GPT's trunk, other parts
+# %% notebooks/10_modern_llms.ipynb, cell 46: 10.7 The model: GPT's trunk, other parts
 def llama_block(config: LlamaConfig, rotary: RotaryEmbedding) -> TransformerBlock:
     """A Llama/Qwen block, chosen from the book's parts: pre-norm with RMSNorm, causal
     grouped-query attention with RoPE (and Qwen's options), a SwiGLU."""
@@ -204,7 +204,7 @@ def llama_block(config: LlamaConfig, rotary: RotaryEmbedding) -> TransformerBloc
     return TransformerBlock(attn, ffn, *norms, norm_first=True, dropout=p)
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 47: 10.7 The model: GPT's trunk, other parts
+# %% notebooks/10_modern_llms.ipynb, cell 48: 10.7 The model: GPT's trunk, other parts
 class Llama(GPT):
     """A Llama/Qwen-style decoder: chapter 7's GPT with RMSNorm, RoPE in attention,
     grouped key/value heads, SwiGLU and no learned positions.
@@ -234,7 +234,7 @@ class Llama(GPT):
             self.lm_head.weight = self.wte.weight
         self.reset_parameters()
 
-    # %% notebooks/10_modern_llms.ipynb, cell 49: 10.7 The model: GPT's trunk, other parts
+    # %% notebooks/10_modern_llms.ipynb, cell 50: 10.7 The model: GPT's trunk, other parts
     def reset_parameters(self) -> None:
         """GPT-2's initialisation (:meth:`GPT.reset_parameters`), and RMSNorm gains at 1."""
         GPT.reset_parameters(self)
@@ -242,12 +242,12 @@ class Llama(GPT):
             if isinstance(module, RMSNorm):
                 nn.init.ones_(module.weight)
 
-    # %% notebooks/10_modern_llms.ipynb, cell 49: 10.7 The model: GPT's trunk, other parts
+    # %% notebooks/10_modern_llms.ipynb, cell 50: 10.7 The model: GPT's trunk, other parts
     def num_parameters(self) -> int:
         """Number of distinct parameters (a tied output layer counts once)."""
         return sum(p.numel() for p in self.parameters())
 
-    # %% notebooks/10_modern_llms.ipynb, cell 58: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+    # %% notebooks/10_modern_llms.ipynb, cell 59: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
     @classmethod
     def from_hf(cls, hf_model, block_size: int | None = None) -> "Llama":
         """A Llama with the weights of a ``transformers`` ``LlamaForCausalLM``,
@@ -260,7 +260,7 @@ class Llama(GPT):
         state_dict = {k: v.detach() for k, v in hf_model.state_dict().items()}
         return llama_from_state_dict(config, state_dict).train(hf_model.training)
 
-    # %% notebooks/10_modern_llms.ipynb, cell 69: 10.9 Real weights
+    # %% notebooks/10_modern_llms.ipynb, cell 70: 10.9 Real weights
     @classmethod
     def from_pretrained(
         cls, name: str | Path, *, block_size: int | None = None, **hub_kwargs
@@ -286,7 +286,7 @@ class Llama(GPT):
         ).eval()
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 54: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 55: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 def _hf_config_to_llama(c: dict, block_size: int | None = None) -> LlamaConfig:
     """The LlamaConfig of a Hugging Face Llama, Qwen2 or Qwen3 configuration (a dict,
     as in ``config.json``); ``block_size`` overrides the context length."""
@@ -311,7 +311,7 @@ def _hf_config_to_llama(c: dict, block_size: int | None = None) -> LlamaConfig:
     )
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 56: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 57: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 _HF_PARTS = {  # a part of our block -> its name in a Hugging Face Llama/Qwen layer
     "attn.q_proj": "self_attn.q_proj",
     "attn.k_proj": "self_attn.k_proj",
@@ -338,7 +338,7 @@ def hf_name(name: str) -> str:
     return f"{_HF_TOP[part]}.{kind}"
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 57: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 58: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 def llama_from_state_dict(config: LlamaConfig, state_dict: dict) -> Llama:
     """A :class:`Llama` of ``config`` with the tensors of a Hugging Face Llama, Qwen2 or
     Qwen3 state dict (the names of their safetensors files), converted to float32."""
@@ -354,7 +354,7 @@ def llama_from_state_dict(config: LlamaConfig, state_dict: dict) -> Llama:
     return model
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 68: 10.9 Real weights
+# %% notebooks/10_modern_llms.ipynb, cell 69: 10.9 Real weights
 def _checkpoint_folder(name, **hub_kwargs) -> Path:
     """``name`` if it is a folder, else the folder of the Hub's (cached) copy of the
     model ``name``."""
