@@ -173,6 +173,7 @@ def test_parameter_counts_of_released_models(name):
 def test_closed_form_count_for_every_option():
     for fields in (dict(qkv_bias=True), dict(out_bias=True), dict(qk_norm=True),
                    dict(tie_embeddings=False), dict(n_kv_heads=1, d_head=10)):
+        fields = {"n_kv_heads": 2, **fields}
         config = LlamaConfig(vocab_size=50, block_size=16, n_layers=2, n_heads=4, d_model=32, **fields)
         assert Llama(config).num_parameters() == config.num_parameters(), fields
 
