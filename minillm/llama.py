@@ -104,7 +104,7 @@ class LlamaConfig:
         fields.update(eps=1e-6 if qwen3 else 1e-5, rope_base=theta, qk_norm=qwen3)
         return cls(**{**fields, "tie_embeddings": True, **overrides})
 
-    # %% notebooks/10_modern_llms.ipynb, cell 50: 10.7 The model: GPT's trunk, other parts
+    # %% notebooks/10_modern_llms.ipynb, cell 51: 10.7 The model: GPT's trunk, other parts
     def num_parameters(self) -> int:
         """The parameter count of ``Llama(self)``, in closed form."""
         d, h, kv, d_head = self.d_model, self.n_heads, self.n_kv_heads, self.d_head
@@ -247,7 +247,7 @@ class Llama(GPT):
         """Number of distinct parameters (a tied output layer counts once)."""
         return sum(p.numel() for p in self.parameters())
 
-    # %% notebooks/10_modern_llms.ipynb, cell 59: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+    # %% notebooks/10_modern_llms.ipynb, cell 60: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
     @classmethod
     def from_hf(cls, hf_model, block_size: int | None = None) -> "Llama":
         """A Llama with the weights of a ``transformers`` ``LlamaForCausalLM``,
@@ -260,7 +260,7 @@ class Llama(GPT):
         state_dict = {k: v.detach() for k, v in hf_model.state_dict().items()}
         return llama_from_state_dict(config, state_dict).train(hf_model.training)
 
-    # %% notebooks/10_modern_llms.ipynb, cell 70: 10.9 Real weights
+    # %% notebooks/10_modern_llms.ipynb, cell 71: 10.9 Real weights
     @classmethod
     def from_pretrained(
         cls, name: str | Path, *, block_size: int | None = None, **hub_kwargs
@@ -286,7 +286,7 @@ class Llama(GPT):
         ).eval()
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 55: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 56: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 def _hf_config_to_llama(c: dict, block_size: int | None = None) -> LlamaConfig:
     """The LlamaConfig of a Hugging Face Llama, Qwen2 or Qwen3 configuration (a dict,
     as in ``config.json``); ``block_size`` overrides the context length."""
@@ -311,7 +311,7 @@ def _hf_config_to_llama(c: dict, block_size: int | None = None) -> LlamaConfig:
     )
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 57: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 58: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 _HF_PARTS = {  # a part of our block -> its name in a Hugging Face Llama/Qwen layer
     "attn.q_proj": "self_attn.q_proj",
     "attn.k_proj": "self_attn.k_proj",
@@ -338,7 +338,7 @@ def hf_name(name: str) -> str:
     return f"{_HF_TOP[part]}.{kind}"
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 58: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 59: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 def llama_from_state_dict(config: LlamaConfig, state_dict: dict) -> Llama:
     """A :class:`Llama` of ``config`` with the tensors of a Hugging Face Llama, Qwen2 or
     Qwen3 state dict (the names of their safetensors files), converted to float32."""
@@ -354,7 +354,7 @@ def llama_from_state_dict(config: LlamaConfig, state_dict: dict) -> Llama:
     return model
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 69: 10.9 Real weights
+# %% notebooks/10_modern_llms.ipynb, cell 70: 10.9 Real weights
 def _checkpoint_folder(name, **hub_kwargs) -> Path:
     """``name`` if it is a folder, else the folder of the Hub's (cached) copy of the
     model ``name``."""
