@@ -23,6 +23,7 @@ _SUBMODULES = {
     "finetune",
     "gpt",
     "layers",
+    "llama",
     "positional",
     "scaling",
     "support",

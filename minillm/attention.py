@@ -107,7 +107,8 @@ class MultiHeadAttention(nn.Module):
         rotary: a module ``rotary(x, offset)`` rotating queries and keys (chapter 4).
         n_kv_heads: fewer key/value heads, shared by groups of query heads (chapter 10).
         qk_norm: ``d_head -> module``, a norm for each head's queries and keys.
-    d_head: default ``d_model // n_heads``. bias: biases of the four projections.
+    d_head: default ``d_model // n_heads``. bias: biases of the four projections;
+    out_bias: the output projection's, if different (Qwen2: on q, k, v only).
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class MultiHeadAttention(nn.Module):
         rotary: nn.Module | None = None,
         qk_norm=None,
         dropout: float = 0.0,
+        out_bias: bool | None = None,
     ):
         super().__init__()
         check_heads(d_model, n_heads, n_kv_heads, d_head, dropout)
@@ -132,7 +134,8 @@ class MultiHeadAttention(nn.Module):
         self.q_proj = nn.Linear(d_model, n_heads * d_head, bias=bias)
         self.k_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
         self.v_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
-        self.out_proj = nn.Linear(n_heads * d_head, d_model, bias=bias)
+        out_bias = bias if out_bias is None else out_bias
+        self.out_proj = nn.Linear(n_heads * d_head, d_model, bias=out_bias)
         self.q_norm = qk_norm(d_head) if qk_norm else None
         self.k_norm = qk_norm(d_head) if qk_norm else None
 

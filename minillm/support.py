@@ -55,6 +55,17 @@ __all__ = [
     "check_hf_gpt2",
     "check_tied_head",
     "import_transformers", "hub_reachable", "load_hf_pretrained",
+
+
+    "add_to_class", "check_int", "check_number", "check_dropout", "check_choice", "check_type",
+    "check_divisible", "check_features", "check_sequence", "check_token_ids", "check_same_shape",
+    "check_qkv", "check_mask", "check_positions", "check_attention_call", "check_cache_update",
+    "check_sampling", "check_attention_inputs", "check_base", "check_positioned", "check_rotary",
+    "check_logits", "check_generation", "check_config", "copy_checked", "check_pad_examples",
+    "check_mask_token", "check_passages", "check_encoder_inputs", "check_mlm_labels",
+    "check_sentence_labels", "check_pairs", "check_fill_mask", "check_hf_encoder_config",
+    "check_hf_model", "HF_ACTIVATIONS", "check_hf_gpt2", "check_tied_head",
+    "check_hf_llama_config", "check_checkpoint_names",
 ]
 
 
@@ -1685,3 +1696,41 @@ def check_batch_split(batch_size: int, world_size: int) -> None:
             f"batch_size={batch_size} must be divisible by the number of "
             f"processes, {world_size}"
         )
+
+
+# Chapter 10 (Llama, Qwen2, Qwen3): the configurations and checkpoints the converter accepts.
+
+def check_hf_llama_config(c: dict) -> str:
+    """A Hugging Face Llama, Qwen2 or Qwen3 configuration (a dict, as in ``config.json``)
+    whose every option minillm's Llama reproduces; returns its ``model_type``."""
+    kind = c.get("model_type")
+    check_choice("model_type", kind, ("llama", "qwen2", "qwen3"))
+    check_choice("hidden_act", c.get("hidden_act", "silu"), ("silu",))
+    rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type != "default":
+        raise ValueError(f"only plain RoPE is supported, got rope_type={rope_type!r} (a "
+                         "frequency scaling for long contexts, e.g. Llama 3.1's and 3.2's)")
+    unsupported = {"use_sliding_window": False, "mlp_bias": False, "attention_dropout": 0.0}
+    for name, expected in unsupported.items():
+        if c.get(name, expected) not in (expected, None):
+            raise ValueError(f"cannot convert a model with {name}={c[name]!r}; minillm's "
+                             f"Llama needs {name}={expected!r}")
+    return kind
+
+
+def check_checkpoint_names(state_dict: dict, needed, tied: tuple | None = None) -> None:
+    """``state_dict`` holds every name in ``needed`` and nothing else, except, when
+    ``tied = (a, b)``, a tensor ``a`` equal to ``b`` (a tied weight stored twice)."""
+    import torch
+
+    extra = set(state_dict) - set(needed)
+    if tied and tied[0] in extra:
+        extra.discard(tied[0])
+        if not torch.equal(state_dict[tied[0]], state_dict[tied[1]]):
+            raise ValueError(f"the checkpoint's {tied[0]} differs from {tied[1]}, but the "
+                             f"configuration ties them (tie_word_embeddings)")
+    missing = [name for name in needed if name not in state_dict]
+    if missing or extra:
+        raise ValueError(f"the checkpoint does not fit the model: missing {missing[:5]}, "
+                         f"unexpected {sorted(extra)[:5]}")

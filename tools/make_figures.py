@@ -29,15 +29,16 @@ CHAPTERS = [
     (7, "GPT", "decoder, causal LM, sampling", "minillm.gpt"),
     (8, "Fine-tuning", "SST-2, probes, LoRA", "minillm.finetune"),
     (9, "Scaling", "FLOPs, scaling law, DDP", "minillm.scaling"),
+    (10, "Modern LLMs", "Llama, Qwen: RoPE, GQA", "minillm.llama"),
 ]
 # (from, to): which chapter each chapter builds on
-EDGES = [(1, 2), (1, 3), (3, 4), (3, 5), (4, 5), (2, 6), (5, 6), (2, 7), (5, 7), (6, 8), (7, 8), (7, 9)]
-POS = {1: (0, 2), 2: (1.15, 3.2), 3: (1.15, 0.8), 4: (2.3, 0.0), 5: (2.3, 1.6), 6: (3.6, 2.8), 7: (3.6, 0.9), 8: (4.9, 2.8), 9: (4.9, 0.9)}
-COLORS = {1: "#e8eef7", 2: "#e8eef7", 3: "#fdf0d5", 4: "#fdf0d5", 5: "#fdf0d5", 6: "#e3f2e1", 7: "#e3f2e1", 8: "#f5e1ee", 9: "#f5e1ee"}
+EDGES = [(1, 2), (1, 3), (3, 4), (3, 5), (4, 5), (2, 6), (5, 6), (2, 7), (5, 7), (6, 8), (7, 8), (7, 9), (9, 10)]
+POS = {1: (0, 2), 2: (1.15, 3.2), 3: (1.15, 0.8), 4: (2.3, 0.0), 5: (2.3, 1.6), 6: (3.6, 2.8), 7: (3.6, 0.9), 8: (4.9, 2.8), 9: (4.9, 0.9), 10: (6.2, 0.9)}
+COLORS = {1: "#e8eef7", 2: "#e8eef7", 3: "#fdf0d5", 4: "#fdf0d5", 5: "#fdf0d5", 6: "#e3f2e1", 7: "#e3f2e1", 8: "#f5e1ee", 9: "#f5e1ee", 10: "#e3f2e1"}
 
 
 def chapter_map() -> None:
-    fig, ax = plt.subplots(figsize=(11, 5.2))
+    fig, ax = plt.subplots(figsize=(12.5, 5.2))
     w, h = 1.0, 0.62
     for n, title, topics, module in CHAPTERS:
         x, y = POS[n]
@@ -54,7 +55,7 @@ def chapter_map() -> None:
             start, end = (xa + w / 2, ya), (xb - w / 2, yb)
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
                                      color="#777", lw=1, connectionstyle="arc3,rad=0.05", shrinkA=4, shrinkB=4))
-    ax.set_xlim(-0.6, 5.5)
+    ax.set_xlim(-0.6, 6.8)
     ax.set_ylim(-0.45, 3.65)
     ax.axis("off")
     ax.set_title("The chapters, what each builds on, and the module of minillm each one writes", fontsize=11)
