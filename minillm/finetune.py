@@ -14,7 +14,7 @@ __all__ = [
     'align_word_labels', 'GPTForSequenceClassification', 'ClassificationDataset',
     'BagOfWordsClassifier', 'fine_tune', 'ClassificationResult', 'evaluate_classifier',
     'wilson_interval', 'pretrain_mlm', 'LoRALinear', 'apply_lora', 'count_parameters',
-    'merge_lora', 'confusion_matrix'
+    'dataset_vectors', 'train_probe', 'merge_lora', 'confusion_matrix'
 ]
 
 
@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minillm.bert import IGNORE_INDEX, BertConfig, BertForPreTraining, BertModel
-from minillm.bert import mask_tokens, pad_batch
+from minillm.bert import mask_tokens
 from minillm.gpt import GPT, GPTConfig
 from minillm.support import add_to_class, check_attention_mask, check_class_labels
 from minillm.support import check_dataset, check_head, check_hf_model
@@ -108,12 +108,16 @@ class BertForSequenceClassification(nn.Module):
         return f"pooling={self.pooling!r}"
 
     # %% notebooks/08_finetuning.ipynb, cell 12: 8.1 Task heads
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+    def sentence_vectors(self, input_ids, token_type_ids=None, attention_mask=None):
+        """The vectors the head reads, (B, d_model): the pooled [CLS] or the mean."""
         hidden = self.bert.hidden_states(input_ids, token_type_ids, attention_mask)
         if self.pooling == "mean":
-            pooled = masked_mean(hidden, attention_mask)  # (B, d_model)
-        else:
-            pooled = self.bert.pool(hidden)  # the [CLS] pooler: (B, d_model)
+            return masked_mean(hidden, attention_mask)  # (B, d_model)
+        return self.bert.pool(hidden)  # the [CLS] pooler: (B, d_model)
+
+    # %% notebooks/08_finetuning.ipynb, cell 12: 8.1 Task heads
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+        pooled = self.sentence_vectors(input_ids, token_type_ids, attention_mask)
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         if labels is None:
             return logits, None
@@ -278,8 +282,8 @@ class ClassificationDataset:
     :func:`~minillm.tokenization.train_wordpiece`, a text becomes ``[CLS] text [SEP]``).
     Texts of more than ``max_len`` tokens are cut (keeping their final ``[SEP]``);
     ``n_truncated`` counts them. ``pad_token_id`` defaults to the tokenizer's ``[PAD]``.
-    Attributes: ``ids`` (N lists of token ids), ``labels`` (N,), ``lengths`` (N,),
-    ``vocab_size`` (the tokenizer's, checked against the model's by :func:`fine_tune`).
+    Attributes: ``ids`` (N lists of token ids), ``padded`` (N, longest): the same ids
+    padded once, ``labels``, ``lengths`` (N,), ``vocab_size`` (the tokenizer's).
     """
 
     def __init__(
@@ -309,6 +313,9 @@ class ClassificationDataset:
                 ids = ids[: max_len - len(keep)] + keep
             self.ids.append(ids)
         self.lengths = torch.tensor([len(ids) for ids in self.ids])
+        real = torch.arange(int(self.lengths.max())) < self.lengths[:, None]  # (N, T)
+        self.padded = torch.full(real.shape, self.pad_token_id)
+        self.padded[real] = torch.tensor([t for ids in self.ids for t in ids])
 
     # %% notebooks/08_finetuning.ipynb, cell 40: 8.2 The task: SST-2
     def __len__(self) -> int:
@@ -323,17 +330,20 @@ class ClassificationDataset:
         out.ids = [self.ids[i] for i in indices.tolist()]
         out.texts = [self.texts[i] for i in indices.tolist()]
         out.labels, out.lengths = self.labels[indices], self.lengths[indices]
+        out.padded = self.padded[indices]
         return out
 
     # %% notebooks/08_finetuning.ipynb, cell 40: 8.2 The task: SST-2
     def batch(self, indices) -> dict[str, torch.Tensor]:
-        """The examples at ``indices`` padded to the longest of them."""
-        indices = torch.as_tensor(indices, dtype=torch.long).tolist()
-        examples = [(self.ids[i], [0] * len(self.ids[i])) for i in indices]
-        padded = pad_batch(examples, pad_token_id=self.pad_token_id)
+        """The examples at ``indices`` padded to the longest of them: a slice of
+        ``padded``, no loop over the examples."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        lengths = self.lengths[indices]  # (B,)
+        T = int(lengths.max())
+        mask = torch.arange(T) < lengths[:, None]  # (B, T): True on the real tokens
         return {
-            "input_ids": padded["input_ids"],
-            "attention_mask": padded["attention_mask"],
+            "input_ids": self.padded[indices, :T],
+            "attention_mask": mask.long(),
             "labels": self.labels[indices],
         }
 
@@ -424,11 +434,21 @@ def fine_tune(
         for b in data.batches(batch_size, shuffle=True, generator=generator)
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    optimizer = _adamw(params, lr, weight_decay)
     return _train(model, batches, steps, optimizer, warmup, device)
 
 
 # %% notebooks/08_finetuning.ipynb, cell 51: 8.3 Baselines
+def _adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, fused (one kernel updates every tensor: the same update up to rounding,
+    in a fraction of the time) where this torch and device have the fused kernel."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # torch < 2.4 on a CPU, or another device
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
 def _train(model, batches, steps, optimizer, warmup, device):
     """Train quietly for ``steps`` steps with the book's schedule,
     :func:`~minillm.training.warmup_cosine`: a linear warm-up over the first ``warmup``
@@ -478,6 +498,19 @@ class ClassificationResult:
 
 
 # %% notebooks/08_finetuning.ipynb, cell 55: 8.3 Baselines
+def _in_order(fn, data, batch_size: int, device) -> torch.Tensor:
+    """``fn(input_ids=..., attention_mask=...)`` -> (B, k) for every example of
+    ``data``, in batches of similar lengths; returns (N, k) in the order of the data."""
+    out = None
+    for indices in data.lengths.argsort(stable=True).split(batch_size):
+        batch = data.batch(indices)
+        inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+        rows = fn(**inputs).float().cpu()  # (B, k)
+        out = rows.new_empty(len(data), rows.shape[1]) if out is None else out
+        out[indices] = rows
+    return out
+
+
 @torch.no_grad()
 def evaluate_classifier(
     model: nn.Module, data: ClassificationDataset, batch_size: int = 256, device=None
@@ -489,13 +522,8 @@ def evaluate_classifier(
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    order = data.lengths.argsort(stable=True)
-    logits = torch.empty(len(data), data.num_labels)
     try:
-        for indices in order.split(batch_size):
-            batch = data.batch(indices)
-            inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
-            logits[indices] = model(**inputs)[0].float().cpu()
+        logits = _in_order(lambda **x: model(**x)[0], data, batch_size, device)
     finally:
         model.train(was_training)
     losses = F.cross_entropy(logits, data.labels, reduction="none")
@@ -538,6 +566,23 @@ def _masked_batches(data, special, batch_size, mlm_probability, generator):
 
 
 # %% notebooks/08_finetuning.ipynb, cell 65: 8.4 Pretraining a tiny BERT on unlabelle...
+class _MaskedLM(nn.Module):
+    """``model``'s MLM loss with the head run only at the labelled positions:
+    ``forward(input_ids, attention_mask, labels) -> (logits, loss)``, logits
+    (n_chosen, vocab_size), the same loss as ``model(..., labels=labels)``."""
+
+    def __init__(self, model: BertForPreTraining):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels):
+        hidden = self.model.bert.hidden_states(input_ids, None, attention_mask)
+        chosen = labels != IGNORE_INDEX  # (B, T)
+        logits = self.model.mlm_head(hidden[chosen])  # (n_chosen, vocab_size)
+        return logits, F.cross_entropy(logits, labels[chosen])
+
+
+# %% notebooks/08_finetuning.ipynb, cell 67: 8.4 Pretraining a tiny BERT on unlabelle...
 def pretrain_mlm(
     model: BertForPreTraining,
     data: ClassificationDataset,
@@ -557,18 +602,19 @@ def pretrain_mlm(
     New masks are drawn for every batch (dynamic masking, as RoBERTa) with chapter 6's
     :func:`~minillm.bert.mask_tokens`; batches of similar length come from
     :meth:`ClassificationDataset.batches`, pass after pass. AdamW and the schedule of
-    :func:`fine_tune`. ``special`` holds the special tokens' ids
+    :func:`fine_tune`; the MLM head runs only at the chosen positions
+    (:class:`_MaskedLM`). ``special`` holds the special tokens' ids
     (:func:`minillm.tokenization.special_token_ids`).
     """
     check_model_data(model, data, ClassificationDataset)
     p = model.config.mlm_probability
     batches = _masked_batches(data, special, batch_size, p, generator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = _adamw(model.parameters(), lr, weight_decay)
     device = next(model.parameters()).device
-    return _train(model, batches, steps, optimizer, warmup, device)
+    return _train(_MaskedLM(model), batches, steps, optimizer, warmup, device)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 79: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 81: 8.6 Linear probe, full fine-tuning and LoRA
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update (LoRA):
 
@@ -599,7 +645,7 @@ class LoRALinear(nn.Module):
         update = self.dropout(x) @ self.lora_A.T @ self.lora_B.T  # (..., out_features)
         return self.base(x) + update * self.scaling
 
-    # %% notebooks/08_finetuning.ipynb, cell 99: 8.6 Linear probe, full fine-tuning a...
+    # %% notebooks/08_finetuning.ipynb, cell 105: 8.6 Linear probe, full fine-tuning...
     @torch.no_grad()
     def merged(self) -> nn.Linear:
         """A plain Linear with weight ``W + (alpha / r) B A``: the same outputs (without
@@ -618,7 +664,7 @@ class LoRALinear(nn.Module):
         return out.requires_grad_(False)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 81: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 83: 8.6 Linear probe, full fine-tuning and LoRA
 def _matches(name: str, targets: Sequence[str]) -> bool:
     """Whether a module's name is one of ``targets`` or ends with ``"." + target``."""
     return any(name == t or name.endswith("." + t) for t in targets)
@@ -656,7 +702,7 @@ def apply_lora(
     return model
 
 
-# %% notebooks/08_finetuning.ipynb, cell 83: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 85: 8.6 Linear probe, full fine-tuning and LoRA
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """The number of parameters of ``model`` (a tied tensor counts once); only those
     with ``requires_grad`` if ``trainable_only``."""
@@ -664,7 +710,73 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 101: 8.6 Linear probe, full fine-tuning and...
+# %% notebooks/08_finetuning.ipynb, cell 94: 8.6 Linear probe, full fine-tuning and LoRA
+@torch.no_grad()
+def dataset_vectors(
+    model: BertForSequenceClassification,
+    data: ClassificationDataset,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """``model.sentence_vectors`` of every example of ``data``, in eval mode (without
+    dropout): (N, d_model), in the order of ``data``. The training mode is restored."""
+    check_type("model", model, BertForSequenceClassification)
+    check_model_data(model, data, ClassificationDataset)
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    try:
+        return _in_order(model.sentence_vectors, data, batch_size, device)
+    finally:
+        model.train(was_training)
+
+
+class _HeadOnVectors(nn.Module):
+    """A BERT classifier's dropout and linear layer (the same modules, not copies),
+    applied to precomputed sentence vectors: (B, d_model) -> ``(logits, loss)``."""
+
+    def __init__(self, model: BertForSequenceClassification):
+        super().__init__()
+        self.dropout, self.classifier = model.dropout, model.classifier
+
+    def forward(self, vectors, labels):
+        logits = self.classifier(self.dropout(vectors))  # (B, num_labels)
+        return logits, _sequence_loss(logits, labels)
+
+
+# %% notebooks/08_finetuning.ipynb, cell 96: 8.6 Linear probe, full fine-tuning and LoRA
+def train_probe(
+    model: BertForSequenceClassification,
+    data: ClassificationDataset,
+    *,
+    epochs: int = 3,
+    lr: float = 1e-2,
+    batch_size: int = 32,
+    weight_decay: float = 0.01,
+    warmup: float = 0.1,
+    generator: torch.Generator | None = None,
+):
+    """A linear probe: freeze ``model`` except its classifier layer and train that
+    layer on ``data`` with the recipe of :func:`fine_tune` (AdamW, ``epochs`` passes in
+    random batches, the book's schedule); returns the
+    :class:`~minillm.training.History`. The frozen encoder's sentence vectors are
+    computed once (:func:`dataset_vectors`), so only the head runs at each step."""
+    vectors = dataset_vectors(model, data)  # checks model and data; (N, d_model)
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
+    model.requires_grad_(False)
+    model.classifier.requires_grad_(True)
+    steps = epochs * math.ceil(len(data) / batch_size)
+    batches = (
+        {"vectors": vectors[rows], "labels": data.labels[rows]}
+        for _ in range(epochs)
+        for rows in torch.randperm(len(data), generator=generator).split(batch_size)
+    )
+    params = list(model.classifier.parameters())
+    optimizer = _adamw(params, lr, weight_decay)
+    device = next(model.parameters()).device
+    return _train(_HeadOnVectors(model), batches, steps, optimizer, warmup, device)
+
+
+# %% notebooks/08_finetuning.ipynb, cell 107: 8.6 Linear probe, full fine-tuning and...
 def merge_lora(model: nn.Module) -> nn.Module:
     """Replace every :class:`LoRALinear` of ``model`` by its :meth:`~LoRALinear.merged`
     Linear, in place. The result is the original architecture again, with the same
@@ -677,7 +789,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
-# %% notebooks/08_finetuning.ipynb, cell 104: 8.7 What the model gets wrong
+# %% notebooks/08_finetuning.ipynb, cell 110: 8.7 What the model gets wrong
 def confusion_matrix(
     predictions: torch.Tensor, labels: torch.Tensor, num_labels: int
 ) -> torch.Tensor:

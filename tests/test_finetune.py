@@ -556,3 +556,90 @@ def test_confusion_matrix():
         confusion_matrix(pred[:3], true, 3)
     with pytest.raises(ValueError, match="outside"):
         confusion_matrix(pred, true, 2)
+
+
+# --- the faster paths of the chapter: same results as the plain ones --------------------------
+
+def test_batch_is_pad_batch(toy_data):
+    from minillm.bert import pad_batch
+
+    tokenizer, texts, labels = toy_data
+    data = ClassificationDataset(texts + ["a truly wonderful and moving film"], labels + [1], tokenizer)
+    for indices in ([0], [3, 10, 1], list(range(11))):
+        examples = [(data.ids[i], [0] * len(data.ids[i])) for i in indices]
+        expected = pad_batch(examples, pad_token_id=data.pad_token_id)
+        batch = data.batch(indices)
+        assert torch.equal(batch["input_ids"], expected["input_ids"])
+        assert torch.equal(batch["attention_mask"], expected["attention_mask"])
+        assert torch.equal(batch["labels"], data.labels[indices])
+    sub = data.subset([10, 2])
+    assert torch.equal(sub.batch([0, 1])["input_ids"], data.batch([10, 2])["input_ids"])
+
+
+def test_masked_lm_computes_the_loss_and_gradients_of_the_full_head(toy_data):
+    from minillm.bert import mask_tokens
+    from minillm.finetune import _MaskedLM
+
+    tokenizer, texts, labels = toy_data
+    data = ClassificationDataset(texts, labels, tokenizer)
+    special = special_token_ids(tokenizer)
+    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=2, n_heads=2, d_ff=32,
+                        block_size=16, sentence_task=None, masking="dynamic", dropout=0.0)
+    torch.manual_seed(0)
+    model = BertForPreTraining(config)
+    _perturb(model)
+    batch = data.batch(range(len(data)))
+    inputs, mlm_labels = mask_tokens(batch["input_ids"], mask_token_id=special.mask, vocab_size=config.vocab_size,
+                                     special_token_ids=special.all(), generator=torch.Generator().manual_seed(0))
+    _, full = model(inputs, attention_mask=batch["attention_mask"], labels=mlm_labels)
+    full.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    logits, loss = _MaskedLM(model)(inputs, batch["attention_mask"], mlm_labels)
+    loss.backward()
+    assert logits.shape == (int((mlm_labels != IGNORE_INDEX).sum()), config.vocab_size)
+    torch.testing.assert_close(loss, full)
+    for name, grad in expected.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, atol=1e-6, rtol=1e-5)
+
+
+def test_train_probe_trains_the_head_on_eval_mode_vectors(toy_data):
+    from minillm.finetune import dataset_vectors, train_probe
+
+    tokenizer, texts, labels = toy_data
+    data = ClassificationDataset(texts, labels, tokenizer)
+    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), d_model=16, n_layers=1, n_heads=2, d_ff=32,
+                        block_size=16)
+    torch.manual_seed(0)
+    for pooling in ("cls", "mean"):
+        model = BertForSequenceClassification(config, pooling=pooling).train()
+        vectors = dataset_vectors(model, data, batch_size=3)
+        assert model.training and vectors.shape == (len(data), 16)
+        model.eval()
+        with torch.no_grad():
+            for i in (0, 7):
+                one = data.batch([i])
+                expected = model.sentence_vectors(one["input_ids"], attention_mask=one["attention_mask"])
+                torch.testing.assert_close(vectors[i], expected[0], atol=1e-5, rtol=1e-5)
+        before = copy.deepcopy(model.state_dict())
+        history = train_probe(model, data, epochs=40, lr=0.1, batch_size=4,
+                              generator=torch.Generator().manual_seed(0))
+        assert len(history.train_loss) == 40 * 3
+        after = model.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("classifier."))
+        assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+        assert [n for n, p in model.named_parameters() if p.requires_grad] == ["classifier.weight",
+                                                                               "classifier.bias"]
+    assert evaluate_classifier(model, data).accuracy >= 0.9  # the mean probe on toy data
+    with pytest.raises(TypeError, match="BertForSequenceClassification"):
+        train_probe(BagOfWordsClassifier(tokenizer.get_vocab_size()), data)
+
+
+def test_adamw_is_fused_where_torch_has_the_kernel():
+    from minillm.finetune import _adamw
+
+    params = [nn.Parameter(torch.randn(3))]
+    optimizer = _adamw(params, 1e-3, 0.01)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["lr"] == 1e-3 and optimizer.defaults["weight_decay"] == 0.01
+    assert optimizer.defaults["fused"]  # torch 2.13 has the CPU kernel
