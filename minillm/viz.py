@@ -613,7 +613,7 @@ def _explorer_markup(uid, title, tokens, layers, heads, layer, head, data) -> st
         f'</label><label>head<select name="head" {select}>{_options(heads, head)}'
         "</select></label>"
         '<div class="minillm-attn-nojs" style="color:#b00">This explorer needs '
-        "JavaScript (in JupyterLab, trust the notebook).</div>"
+        "JavaScript: run the cell, or trust the notebook.</div>"
         '<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start;'
         'margin-top:6px"><div class="minillm-attn-text" style="flex:1 1 320px;'
         f'font-family:monospace;line-height:2">{"".join(spans)}</div>'
@@ -678,7 +678,9 @@ _EXPLORER_JS = r"""
     var order = row.map(function (x, j) { return j; });
     order.sort(function (a, b) { return row[b] - row[a]; });
     info.textContent = "query " + data.tokens[query] + " (position " + query +
-      ") attends most to: " + order.slice(0, 3).map(function (j) {
+      ") attends most to: " + order.slice(0, 3).filter(function (j) {
+        return row[j] > 0;
+      }).map(function (j) {
         return data.tokens[j] + " (" + j + ") " + fmt(row[j]);
       }).join(", ") + ". Shading: weight / the row's largest weight.";
     draw(map);
