@@ -360,7 +360,7 @@ class BertConfig:
             }[kind],
         )
 
-    # %% notebooks/06_bert.ipynb, cell 109: 6.9 Variants as configuration: RoBERTa an...
+    # %% notebooks/06_bert.ipynb, cell 111: 6.9 Variants as configuration: RoBERTa an...
     @classmethod
     def roberta_base(cls, **changes) -> "BertConfig":
         """roberta-base: BERT-base's shape, a 50,265-token byte-level BPE, one segment type,
@@ -382,7 +382,7 @@ class BertConfig:
             }
         )
 
-    # %% notebooks/06_bert.ipynb, cell 111: 6.9 Variants as configuration: RoBERTa an...
+    # %% notebooks/06_bert.ipynb, cell 113: 6.9 Variants as configuration: RoBERTa an...
     @classmethod
     def albert_base(cls, **changes) -> "BertConfig":
         """albert-base-v2: E=128 < H=768, one block shared by all 12 layers, sentence-order

@@ -1,5 +1,6 @@
-"""Attention maps: a heatmap of one head, a grid of all the heads of a layer, and an
-interactive explorer (text, layer, head) built from ipywidgets.
+"""Attention maps: a heatmap of one head, a grid of all the heads of a layer, an
+interactive explorer (text, layer, head) built from ipywidgets, and a static explorer that
+works in the rendered book, with no kernel and no network.
 
 Support code, introduced in chapter 3 and reused by the BERT and GPT chapters. Everything
 here works from plain arrays of attention weights, whatever model produced them:
@@ -10,6 +11,10 @@ here works from plain arrays of attention weights, whatever model produced them:
   weights])`` and lets the reader type a text and pick a layer and a head. It works with
   ipywidgets 7.7 (Google Colab) and 8, and renders each view as a PNG image, so it does not
   depend on the notebook's matplotlib backend.
+* :func:`attention_html` embeds precomputed weights of every layer and head in a small
+  self-contained HTML page fragment with its own plain JavaScript: pick a layer and a head,
+  hover, click or focus a token, and the tokens it attends to are shaded by weight. It runs
+  in the static HTML book, in Jupyter and in Colab, offline.
 
 Rows are queries (the position that attends), columns are keys (the positions attended to),
 so each row of a map sums to 1.
@@ -17,13 +22,23 @@ so each row of a map sums to 1.
 
 from __future__ import annotations
 
+import html
 import io
+import json
 import math
+import uuid
 from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["plot_attention", "plot_heads", "AttentionExplorer", "token_label"]
+__all__ = [
+    "plot_attention",
+    "plot_heads",
+    "AttentionExplorer",
+    "token_label",
+    "attention_html",
+    "AttentionHTML",
+]
 
 _VISIBLE = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r", "": "∅"}
 
@@ -41,6 +56,15 @@ def _as_array(weights, ndim: int, name: str) -> np.ndarray:
         weights, "detach"
     ):  # a torch tensor, possibly on a GPU or requiring grad
         weights = weights.detach().float().cpu().numpy()
+    elif isinstance(weights, (list, tuple)) and any(
+        hasattr(w, "detach") for w in weights
+    ):
+        weights = [
+            _as_array(w, ndim - 1, f"{name}[{i}]") for i, w in enumerate(weights)
+        ]
+        if len({w.shape for w in weights}) > 1:
+            shapes = [w.shape for w in weights]
+            raise ValueError(f"the entries of {name} must have one shape, got {shapes}")
     try:
         array = np.asarray(weights, dtype=float)
     except (TypeError, ValueError):
@@ -48,12 +72,19 @@ def _as_array(weights, ndim: int, name: str) -> np.ndarray:
             f"{name} must be a tensor or array of numbers, got {type(weights).__name__}"
         ) from None
     if array.ndim != ndim:
-        expected = {2: "(T_q, T_k)", 3: "(n_heads, T_q, T_k)"}[ndim]
-        extra = (
-            " (drop the batch dimension, e.g. weights[0])"
-            if array.ndim == ndim + 1 and array.shape[0] == 1
-            else ""
-        )
+        expected = {
+            1: "(T_k,)",
+            2: "(T_q, T_k)",
+            3: "(n_heads, T_q, T_k)",
+            4: "(n_layers, n_heads, T, T)",
+        }[ndim]
+        extra = ""
+        if array.ndim == ndim + 1 and array.shape[0] == 1:
+            extra = " (drop the batch dimension, e.g. weights[0])"
+        elif ndim == 4 and array.ndim == 5 and array.shape[1] == 1:
+            extra = " (drop the batch dimension, e.g. maps[:, 0])"
+        elif ndim == 4 and array.ndim == 3:
+            extra = " (for a single layer, add a layer axis: weights[None])"
         raise ValueError(
             f"{name} must have shape {expected}, got shape {array.shape}{extra}"
         )
@@ -432,6 +463,251 @@ class AttentionExplorer:
 
 
 def _escape(err: Exception) -> str:
-    import html
-
     return html.escape(f"{type(err).__name__}: {err}")
+
+
+# --- the static explorer: HTML and plain JavaScript, for the rendered book ----------------
+
+
+class AttentionHTML:
+    """A self-contained HTML fragment that Jupyter, Colab and the book display as HTML.
+
+    ``html`` is the markup (with its data and script inline); ``nbytes`` its size in bytes.
+    """
+
+    def __init__(self, html_text: str, summary: str):
+        self.html = html_text
+        self._summary = summary
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return f"AttentionHTML({self._summary}, {self.nbytes:,} bytes)"
+
+
+def attention_html(
+    tokens: Sequence[str],
+    weights,
+    *,
+    layer_names: Sequence[str] | None = None,
+    head_names: Sequence[str] | None = None,
+    title: str = "Attention explorer",
+    layer: int = 0,
+    head: int = 0,
+    query: int | None = None,
+    decimals: int = 3,
+    max_tokens: int = 64,
+) -> AttentionHTML:
+    """An attention explorer that needs no kernel: pick a layer and a head, then hover,
+    click or focus (Tab, arrow keys) a token to shade the tokens it attends to.
+
+    Args:
+        tokens: the T token strings (whitespace is drawn visibly, as in the figures).
+        weights: (n_layers, n_heads, T, T) attention weights (tensor or array; a list of
+            per-layer (n_heads, T, T) tensors works too); row i is query i.
+        layer_names, head_names: optional labels for the selectors.
+        layer, head, query: what is shown first (query default: the last token).
+        decimals: the weights are rounded to this many decimals and embedded as integers
+            (weight times 10**decimals), which keeps the page small.
+        max_tokens: a longer text is refused: the data grow as T**2.
+
+    Returns an :class:`AttentionHTML`: the last expression of a cell displays it. The
+    shading of a token is its weight divided by the largest weight of the query's row;
+    a heatmap of the whole head, on a canvas, marks the query's row. Everything (data and
+    script) is inline, with ids unique to this explorer, so several can share one page.
+    """
+    from minillm.support import check_int
+
+    w = _as_array(weights, 4, "weights")
+    n_layers, n_heads, t_q, t_k = w.shape
+    if t_q != t_k:
+        raise ValueError(
+            f"the explorer shows self-attention: weights must be (n_layers, n_heads, T, T),"
+            f" got {w.shape}"
+        )
+    tokens = _check_tokens(tokens, t_q, "tokens", "positions")
+    check_int("max_tokens", max_tokens)
+    if t_q > max_tokens:
+        raise ValueError(
+            f"{t_q} tokens is more than max_tokens={max_tokens}: the embedded weights grow "
+            "as T**2, so explore a shorter text (or raise max_tokens)"
+        )
+    if w.min() < -1e-6 or w.max() > 1 + 1e-6:
+        raise ValueError(
+            f"attention weights must lie in [0, 1], got values from {w.min():.3g} to "
+            f"{w.max():.3g} (pass the softmax weights, not the scores)"
+        )
+    check_int("decimals", decimals, minimum=0)
+    check_int("layer", layer, minimum=0)
+    check_int("head", head, minimum=0)
+    if layer >= n_layers or head >= n_heads:
+        raise ValueError(
+            f"layer and head must be < ({n_layers}, {n_heads}), got ({layer}, {head})"
+        )
+    query = t_q - 1 if query is None else query
+    check_int("query", query, minimum=0)
+    if query >= t_q:
+        raise ValueError(f"query must be a position < {t_q}, got {query}")
+    layers = _names(layer_names, n_layers, "layer_names", "layer")
+    heads = _names(head_names, n_heads, "head_names", "head")
+    scale = 10**decimals
+    data = {
+        "tokens": [token_label(t) for t in tokens],
+        "scale": scale,
+        "query": query,
+        "weights": np.rint(w * scale).astype(int).tolist(),  # [layer][head][query][key]
+    }
+    uid = f"minillm-attn-{uuid.uuid4().hex[:12]}"
+    html_text = _explorer_markup(uid, title, tokens, layers, heads, layer, head, data)
+    summary = f"T={t_q}, {n_layers} layer(s) x {n_heads} head(s)"
+    return AttentionHTML(html_text, summary)
+
+
+def _names(names, n: int, name: str, what: str) -> list[str]:
+    if names is None:
+        return [f"{what} {i}" for i in range(n)]
+    if isinstance(names, str):
+        raise TypeError(f"{name} must be a sequence of strings, not one string")
+    names = [str(x) for x in names]
+    if len(names) != n:
+        raise ValueError(f"{name} has {len(names)} names for {n} {what}s")
+    return names
+
+
+def _json_for_script(data) -> str:
+    """JSON that cannot end its <script> element early (a token "</script>" stays text)."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _options(names: list[str], selected: int) -> str:
+    return "".join(
+        f'<option value="{i}"{" selected" if i == selected else ""}>'
+        f"{html.escape(n)}</option>"
+        for i, n in enumerate(names)
+    )
+
+
+def _explorer_markup(uid, title, tokens, layers, heads, layer, head, data) -> str:
+    spans = []
+    for i, t in enumerate(tokens):
+        spans.append(
+            f'<span class="minillm-attn-tok" data-i="{i}" tabindex="0" role="button" '
+            f'style="{_TOKEN_STYLE}">{html.escape(token_label(t))}</span>'
+        )
+        if t.endswith("\n"):  # keep the text's lines (the newline itself shows as \\n)
+            spans.append("<br>")
+    size = max(3, min(12, 264 // len(tokens)))  # pixels per cell of the heatmap
+    select = 'style="font:inherit;margin:0 0.8em 0 0.3em"'
+    return (
+        f'<div id="{uid}" class="minillm-attn tex2jax_ignore mathjax_ignore" '
+        'style="font:14px/1.5 system-ui,sans-serif;color:#111;background:#fff;'
+        'border:1px solid #ccc;border-radius:6px;padding:8px 10px;margin:4px 0">'
+        f'<div style="font-weight:600">{html.escape(title)}</div>'
+        f'<label>layer<select name="layer" {select}>{_options(layers, layer)}</select>'
+        f'</label><label>head<select name="head" {select}>{_options(heads, head)}'
+        "</select></label>"
+        '<div class="minillm-attn-nojs" style="color:#b00">This explorer needs '
+        "JavaScript: run the cell, or trust the notebook.</div>"
+        '<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start;'
+        'margin-top:6px"><div class="minillm-attn-text" style="flex:1 1 320px;'
+        f'font-family:monospace;line-height:2">{"".join(spans)}</div>'
+        f'<figure style="margin:0"><canvas width="{size * len(tokens)}" '
+        f'height="{size * len(tokens)}" style="border:1px solid #ccc;cursor:crosshair" '
+        'role="img" aria-label="attention map of the chosen head"></canvas>'
+        '<figcaption style="font-size:12px;color:#555">the head\'s map: rows are '
+        "queries, columns keys</figcaption></figure></div>"
+        '<div class="minillm-attn-info" aria-live="polite" style="color:#333;'
+        'font-size:13px;margin-top:4px"></div>'
+        f'<script type="application/json" id="{uid}-data">{_json_for_script(data)}'
+        f"</script><script>{_EXPLORER_JS.replace('__ID__', uid)}</script></div>"
+    )
+
+
+_TOKEN_STYLE = (
+    "display:inline-block;white-space:pre;padding:0 3px;margin:1px;border-radius:3px;"
+    "cursor:pointer"
+)
+
+# Plain JavaScript (no library, no network), wrapped in a function so that several
+# explorers in one page do not share variables. Runs once per explorer.
+_EXPLORER_JS = r"""
+(function () {
+  var root = document.getElementById("__ID__");
+  if (!root || root.getAttribute("data-ready")) return;
+  var data = JSON.parse(document.getElementById("__ID__-data").textContent);
+  var W = data.weights, scale = data.scale, T = data.tokens.length;
+  var toks = root.querySelectorAll(".minillm-attn-tok");
+  var layerSel = root.querySelector("select[name=layer]");
+  var headSel = root.querySelector("select[name=head]");
+  var info = root.querySelector(".minillm-attn-info");
+  var canvas = root.querySelector("canvas"), ctx = canvas.getContext("2d");
+  var query = data.query;
+  function head() { return W[+layerSel.value][+headSel.value]; }
+  function fmt(x) { return (x / scale).toFixed(3); }
+  function draw(map) {
+    var n = canvas.width / T, top = 1;
+    for (var i = 0; i < T; i++) top = Math.max(top, Math.max.apply(null, map[i]));
+    for (i = 0; i < T; i++) {
+      for (var j = 0; j < T; j++) {
+        var a = map[i][j] / top;
+        ctx.fillStyle = "rgb(" + Math.round(255 - 224 * a) + "," +
+          Math.round(255 - 136 * a) + "," + Math.round(255 - 75 * a) + ")";
+        ctx.fillRect(j * n, i * n, n, n);
+      }
+    }
+    ctx.strokeStyle = "#d62728";
+    ctx.lineWidth = 1;
+    ctx.strokeRect(0.5, query * n + 0.5, canvas.width - 1, Math.max(n - 1, 1));
+  }
+  function shade() {
+    var map = head(), row = map[query], top = Math.max(1, Math.max.apply(null, row));
+    for (var j = 0; j < T; j++) {
+      var a = row[j] / top, s = toks[j].style;
+      s.backgroundColor = "rgba(31,119,180," + a.toFixed(3) + ")";
+      s.color = a > 0.55 ? "#fff" : "#111";
+      s.outline = j === query ? "2px solid #d62728" : "none";
+      toks[j].title = "weight " + fmt(row[j]);
+      toks[j].setAttribute("aria-pressed", j === query ? "true" : "false");
+    }
+    var order = row.map(function (x, j) { return j; });
+    order.sort(function (a, b) { return row[b] - row[a]; });
+    info.textContent = "query " + data.tokens[query] + " (position " + query +
+      ") attends most to: " + order.slice(0, 3).filter(function (j) {
+        return row[j] > 0;
+      }).map(function (j) {
+        return data.tokens[j] + " (" + j + ") " + fmt(row[j]);
+      }).join(", ") + ". Shading: weight / the row's largest weight.";
+    draw(map);
+  }
+  function pick(i) { query = Math.max(0, Math.min(T - 1, i)); shade(); }
+  for (var i = 0; i < T; i++) {
+    (function (i) {
+      var t = toks[i];
+      t.addEventListener("mouseenter", function () { pick(i); });
+      t.addEventListener("focus", function () { pick(i); });
+      t.addEventListener("click", function () { pick(i); });
+      t.addEventListener("keydown", function (e) {
+        var step = { ArrowLeft: -1, ArrowRight: 1 }[e.key];
+        if (step) { e.preventDefault(); toks[Math.max(0, Math.min(T - 1, i + step))].focus(); }
+      });
+    })(i);
+  }
+  function fromCanvas(e) {
+    var r = canvas.getBoundingClientRect();
+    pick(Math.floor((e.clientY - r.top) / r.height * T));
+  }
+  canvas.addEventListener("mousemove", fromCanvas);
+  canvas.addEventListener("click", fromCanvas);
+  layerSel.addEventListener("change", shade);
+  headSel.addEventListener("change", shade);
+  root.querySelector(".minillm-attn-nojs").style.display = "none";
+  shade();
+  root.setAttribute("data-ready", "1");
+})();
+"""

@@ -2,7 +2,9 @@
 
 Run after the book build (`python3 tasks.py html`, or as part of `python3 tasks.py test`).
 Fails when an equation is left as raw TeX or MathJax reports an error, an image is missing or
-broken, an output shows a traceback, or a chapter lacks its Colab button or hidden solutions.
+broken, an output shows a traceback, or a chapter lacks its Colab button or hidden solutions,
+shows a live widget (an empty box in a static page), or when the static attention explorers of
+chapters 3, 6 and 7 (``minillm.viz.attention_html``) do not react to the reader.
 """
 
 from __future__ import annotations
@@ -150,7 +152,79 @@ def test_chapter_page(page, server, rel):
         "() => Array.from(document.querySelectorAll('main div.cell_input'))"
         ".filter(c => !c.textContent.trim()).length")
     assert empty_cells == 0, f"{rel} shows an empty code cell"
+    # a live ipywidget is an empty box in a static page, and its state bloats the page:
+    # its display cell must be tagged remove-output (its static figure stands beside it)
+    widgets = page.locator('script[type^="application/vnd.jupyter.widget"], .jupyter-widgets')
+    assert widgets.count() == 0, f"{rel} embeds a live widget, which shows as an empty box"
     sol = solutions.first
     sol.locator(".toggle-button, button, summary").first.click()
     page.wait_for_timeout(400)
     assert sol.locator("pre").first.is_visible(), "clicking does not reveal the solution"
+
+
+# The static attention explorers: one per chapter page, written by minillm.viz.attention_html
+# (HTML, JSON weights and inline JavaScript in a cell's output; no kernel, no network).
+EXPLORER_PAGES = ["notebooks/03_attention.html", "notebooks/06_bert.html", "notebooks/07_gpt.html"]
+
+SHADING_JS = """root => Array.from(root.querySelectorAll('.minillm-attn-tok'),
+                                 t => t.style.backgroundColor + ' | ' + t.style.outline)"""
+
+
+@pytest.mark.parametrize("rel", EXPLORER_PAGES)
+def test_attention_explorer(page, server, rel):
+    _open(page, server, rel)
+    explorers = page.locator("main .cell_output .minillm-attn")
+    assert explorers.count() >= 1, f"no attention explorer on {rel}"
+    root = explorers.first
+    # its inline script ran in the built page: it marks itself ready and hides the notice
+    assert root.get_attribute("data-ready") == "1", "the explorer's script did not run"
+    assert not root.locator(".minillm-attn-nojs").is_visible()
+    size = root.evaluate("r => new Blob([r.outerHTML]).size")
+    assert size < 100_000, f"the explorer on {rel} takes {size:,} bytes"
+
+    tokens = root.locator(".minillm-attn-tok")
+    n = tokens.count()
+    assert n >= 5
+
+    def shading():
+        return root.evaluate(SHADING_JS)
+
+    def canvas():
+        return root.locator("canvas").evaluate("c => c.toDataURL()")
+
+    def outlined():
+        return [i for i, s in enumerate(shading()) if "solid" in s]
+
+    # the last token is the query at first; hovering another makes it the query
+    start = shading()
+    assert outlined() == [n - 1] and any("rgba" in s or "rgb(" in s for s in start)
+    query = n // 2
+    tokens.nth(query).hover()
+    hovered = shading()
+    assert outlined() == [query] and hovered != start
+    assert f"(position {query})" in root.locator(".minillm-attn-info").inner_text()
+
+    # another head: the same query, a different picture (token shading and heatmap)
+    heads = root.locator("select[name=head]")
+    assert heads.locator("option").count() >= 2
+    before = (shading(), canvas())
+    heads.select_option(index=1)
+    after = (shading(), canvas())
+    assert outlined() == [query]
+    assert after[0] != before[0], f"choosing head 1 does not change the shading on {rel}"
+    assert after[1] != before[1], f"choosing head 1 does not redraw the heatmap on {rel}"
+
+    # another layer, where the model has more than one
+    layers = root.locator("select[name=layer]")
+    n_layers = layers.locator("option").count()
+    if rel != "notebooks/03_attention.html":  # chapter 3's hand-built module is one layer
+        assert n_layers >= 2
+        layers.select_option(index=n_layers - 1)
+        assert shading() != after[0], f"choosing another layer changes nothing on {rel}"
+
+    # the keyboard: a focused token is the query, and the arrow keys move it
+    tokens.nth(1).focus()
+    assert outlined() == [1]
+    page.keyboard.press("ArrowRight")
+    assert outlined() == [2]
+    assert page.errors == [], f"JavaScript errors on {rel}: {page.errors}"

@@ -1,7 +1,12 @@
-"""minillm.viz: the attention-map figures carry the right data, labels and axes, and the explorer
-builds and reacts to its controls (driven through ipywidgets' Python API, without a browser)."""
+"""minillm.viz: the attention-map figures carry the right data, labels and axes, the explorer
+builds and reacts to its controls (driven through ipywidgets' Python API, without a browser),
+and the static explorer's HTML carries its data, ids and script (its behaviour in a browser is
+checked on the built book by tests/test_rendered_book.py)."""
 
 from __future__ import annotations
+
+import json
+import re
 
 import matplotlib
 
@@ -13,7 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from minillm.viz import AttentionExplorer, plot_attention, plot_heads, token_label
+from minillm.viz import (
+    AttentionExplorer,
+    AttentionHTML,
+    attention_html,
+    plot_attention,
+    plot_heads,
+    token_label,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -230,3 +242,94 @@ def test_explorer_displays_its_widget(monkeypatch):
     ex._ipython_display_()
     assert shown == [ex.widget]
     assert ex.text in ex.widget.children and ex.image in ex.widget.children
+
+
+# --- the static explorer (HTML + inline JavaScript) ---------------------------------------
+
+
+def _maps(n_layers=2, n_heads=3, T=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.softmax(torch.randn(n_layers, n_heads, T, T, generator=g), dim=-1)
+
+
+def _data(explorer: AttentionHTML) -> dict:
+    (payload,) = re.findall(r'<script type="application/json" id="[^"]+">(.*?)</script>',
+                            explorer.html, flags=re.DOTALL)
+    return json.loads(payload)
+
+
+def test_attention_html_embeds_rounded_weights_and_visible_tokens():
+    w = _maps()
+    ex = attention_html(["a", " ", "\n", "b", "</script>"], w, title="tiny <model>")
+    data = _data(ex)
+    assert data["tokens"] == ["a", "␣", "\\n", "b", "</script>"]  # token_label's marks
+    assert data["scale"] == 1000 and data["query"] == 4  # the last token by default
+    got = np.array(data["weights"])
+    assert got.shape == (2, 3, 5, 5) and got.dtype.kind == "i"
+    np.testing.assert_array_equal(got, np.rint(w.numpy() * 1000).astype(int))
+    # the payload cannot end its script element early, and titles are escaped
+    assert ex.html.count("</script>") == 2 and "tiny &lt;model&gt;" in ex.html
+    assert ex._repr_html_() == ex.html and ex.nbytes == len(ex.html.encode())
+    assert "T=5, 2 layer(s) x 3 head(s)" in repr(ex)
+    assert ex.html.count('class="minillm-attn-tok"') == 5 and "<br>" in ex.html
+    assert "http" not in ex.html  # nothing is fetched from the network
+
+
+def test_attention_html_selectors_and_names():
+    ex = attention_html(list("abcde"), _maps(), layer_names=["emb", "top"],
+                        head_names=["x", "y", "z"], layer=1, head=2, query=0)
+    assert re.findall(r'<option value="(\d)"( selected)?>(\w+)</option>', ex.html) == [
+        ("0", "", "emb"), ("1", " selected", "top"),
+        ("0", "", "x"), ("1", "", "y"), ("2", " selected", "z")]
+    assert _data(ex)["query"] == 0
+
+
+def test_attention_html_ids_are_unique_per_explorer():
+    w = _maps()
+    a, b = attention_html(list("abcde"), w), attention_html(list("abcde"), w)
+    ids = [re.findall(r'<div id="(minillm-attn-[0-9a-f]+)"', x.html) for x in (a, b)]
+    assert len(ids[0]) == len(ids[1]) == 1 and ids[0] != ids[1]
+    for x, (uid,) in zip((a, b), ids):
+        # the data element and the script refer to this explorer's id only
+        assert f'id="{uid}-data"' in x.html and f'getElementById("{uid}")' in x.html
+        assert "__ID__" not in x.html
+    # the script keeps its variables to itself, so two explorers can share a page
+    script = a.html.rsplit("<script>", 1)[1]
+    assert script.strip().startswith("(function () {")
+
+
+def test_attention_html_accepts_lists_of_layers_and_numpy():
+    w = _maps()
+    a = _data(attention_html(list("abcde"), [w[0], w[1]]))
+    b = _data(attention_html(list("abcde"), w.numpy().astype(np.float64)))
+    assert a["weights"] == b["weights"]
+
+
+def test_attention_html_size_stays_small():
+    # GPT chapter's shape: 4 layers x 4 heads x 32 causal positions
+    w = torch.softmax(torch.randn(4, 4, 32, 32).masked_fill(
+        ~torch.ones(32, 32, dtype=torch.bool).tril(), float("-inf")), dim=-1)
+    ex = attention_html(list("x" * 32), w)
+    assert ex.nbytes < 100_000
+
+
+@pytest.mark.parametrize(
+    "tokens, weights, kwargs, error, message",
+    [
+        (list("abcde"), _maps()[0], {}, ValueError, r"\(n_layers, n_heads, T, T\).*weights\[None\]"),
+        (list("abcde"), _maps()[:, None], {}, ValueError, r"maps\[:, 0\]"),
+        (list("abcd"), _maps(), {}, ValueError, "has 4 tokens but the weights have 5"),
+        ("abcde", _maps(), {}, TypeError, "not one string"),
+        (list("abcde"), _maps()[..., :4], {}, ValueError, "self-attention"),
+        (list("abcde"), _maps() * 3 - 1, {}, ValueError, r"\[0, 1\].*not the scores"),
+        (list("abcde"), _maps(), {"max_tokens": 4}, ValueError, "more than max_tokens=4"),
+        (list("abcde"), _maps(), {"head": 3}, ValueError, r"< \(2, 3\), got \(0, 3\)"),
+        (list("abcde"), _maps(), {"query": 5}, ValueError, "query must be a position < 5"),
+        (list("abcde"), _maps(), {"head_names": ["a"]}, ValueError, "1 names for 3 heads"),
+        (list("abcde"), _maps(), {"layer": 1.0}, TypeError, "layer must be an int"),
+        (list("abcde"), [_maps()[0], _maps()[0, :2]], {}, ValueError, "one shape"),
+    ],
+)
+def test_attention_html_errors(tokens, weights, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        attention_html(tokens, weights, **kwargs)
