@@ -1734,3 +1734,122 @@ def check_checkpoint_names(state_dict: dict, needed, tied: tuple | None = None) 
     if missing or extra:
         raise ValueError(f"the checkpoint does not fit the model: missing {missing[:5]}, "
                          f"unexpected {sorted(extra)[:5]}")
+
+
+# Chapter 11 (post-training): conversations, reply masks, preference pairs and rewards.
+
+__all__ += [
+    "check_messages", "check_reply_mask", "check_logps", "check_rewards",
+    "check_grpo_inputs", "check_choices",
+]
+
+
+def check_messages(messages, roles=("user", "assistant")) -> None:
+    """``messages`` is a non-empty list of ``{"role": ..., "content": str}`` dicts whose
+    roles are in ``roles`` and whose contents hold no chat marker (which would forge a
+    turn)."""
+    from minillm.tokenization import CHAT_TOKENS
+
+    if isinstance(messages, (str, dict)) or not messages:
+        raise ValueError(
+            "messages must be a non-empty list of {'role': ..., 'content': ...} dicts, "
+            f"got {messages!r:.80}"
+        )
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or set(m) != {"role", "content"}:
+            raise ValueError(
+                f"messages[{i}] must be a dict with keys 'role' and 'content', got {m!r:.80}"
+            )
+        check_choice(f"messages[{i}]['role']", m["role"], roles)
+        check_type(f"messages[{i}]['content']", m["content"], str)
+        marker = next((t for t in CHAT_TOKENS if t in m["content"]), None)
+        if marker:
+            raise ValueError(
+                f"messages[{i}]['content'] contains the chat marker {marker!r}: a "
+                "message cannot open or close a turn itself"
+            )
+
+
+def check_reply_mask(ids, is_reply) -> None:
+    """Token ids and a same-length list of bools with at least one reply token after
+    the first position (else the loss would be over zero tokens)."""
+    if len(ids) != len(is_reply):
+        raise ValueError(
+            f"ids and is_reply must have the same length, got {len(ids)} and "
+            f"{len(is_reply)}"
+        )
+    if len(ids) < 2 or not any(is_reply[1:]):
+        raise ValueError(
+            "the conversation has no assistant reply to train on: is_reply is False "
+            "after the first token"
+        )
+
+
+def check_logps(**logps) -> None:
+    """1-D float tensors of per-sequence log-probabilities, all of the same shape."""
+    import torch
+
+    shape = None
+    for name, x in logps.items():
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 1:
+            raise ValueError(
+                f"{name} must be a 1-D float tensor of per-sequence log-probabilities "
+                f"(B,), got {_shape(x)}"
+            )
+        if shape is not None and x.shape != shape:
+            first = next(iter(logps))
+            raise ValueError(
+                f"{name} has shape {tuple(x.shape)}, {first} has {tuple(shape)}: one "
+                "value per preference pair in each"
+            )
+        shape = x.shape
+        if x.numel() and (x > 1e-6).any():
+            raise ValueError(
+                f"{name} holds a positive value ({x.max().item():.3g}): log-probabilities "
+                "are <= 0; were logits passed?"
+            )
+
+
+def check_rewards(rewards) -> None:
+    """A float tensor (n_groups, G) of rewards, G >= 2 answers per prompt."""
+    import torch
+
+    if not isinstance(rewards, torch.Tensor) or rewards.dim() != 2:
+        raise ValueError(
+            f"rewards must be a tensor (n_groups, G), one row per prompt, got "
+            f"{_shape(rewards)}"
+        )
+    if rewards.shape[1] < 2:
+        raise ValueError(
+            f"each group needs at least 2 answers to compare, got G = {rewards.shape[1]}"
+        )
+
+
+def check_grpo_inputs(logps, old_logps, ref_logps, advantages, mask) -> None:
+    """Per-token log-probabilities (N, T), advantages (N,), a bool mask (N, T) with
+    at least one token in every row."""
+    import torch
+
+    for name, x in (("old_logps", old_logps), ("ref_logps", ref_logps), ("mask", mask)):
+        check_same_shape(name, x, "logps", logps)
+    if logps.dim() != 2:
+        raise ValueError(f"logps must have shape (N, T), got {_shape(logps)}")
+    if advantages.shape != logps.shape[:1]:
+        raise ValueError(
+            f"advantages must have shape ({logps.shape[0]},), one per sampled answer, "
+            f"got {_shape(advantages)}"
+        )
+    if mask.dtype != torch.bool or not mask.any(dim=1).all():
+        raise ValueError(
+            "mask must be a bool tensor with at least one answer token in every row"
+        )
+
+
+def check_choices(options) -> None:
+    """A list of at least two non-empty strings."""
+    if isinstance(options, str) or len(options) < 2 or not all(
+        isinstance(o, str) and o for o in options
+    ):
+        raise ValueError(
+            f"options must be a list of at least two non-empty strings, got {options!r:.80}"
+        )

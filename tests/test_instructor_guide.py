@@ -57,10 +57,10 @@ def test_missing_checker_is_an_error(tmp_path):
         exercise_index.exercises(tmp_path)
 
 
-def test_syllabus_has_ten_weeks_and_every_chapter():
-    syllabus = _section("A ten-week syllabus")
+def test_syllabus_has_eleven_weeks_and_every_chapter():
+    syllabus = _section("An eleven-week syllabus")
     weeks = [int(m) for m in re.findall(r"^\| (\d+) \|", syllabus, re.M)]
-    assert weeks == list(range(1, 11))
+    assert weeks == list(range(1, 12))
     for chapter in CHAPTERS:
         assert f"../notebooks/{chapter}>" in syllabus, f"the syllabus does not link {chapter}"
 
