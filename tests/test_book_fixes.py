@@ -25,3 +25,83 @@ def test_directives_and_solution_delimiters_are_stripped():
     assert book_fixes.strip_machinery("# NBVAL_CHECK_OUTPUT\nprint(1)") == "print(1)"
     ordinary = "x = 1\n\n# ### not a delimiter\nprint(x)"
     assert book_fixes.strip_machinery(ordinary) == ordinary
+
+
+def _figure_notebook(path: Path, second_cell_name: str) -> None:
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nbformat
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    png = base64.b64encode(buffer.getvalue()).decode()
+
+    def image():
+        return nbformat.v4.new_output(
+            "display_data", data={"image/png": png, "text/plain": "<Figure>"}
+        )
+
+    def cell(outputs, name):
+        c = nbformat.v4.new_code_cell("plt.show()", outputs=outputs)
+        c.metadata["mystnb"] = {
+            "figure": {"caption": f"Caption of {name}.", "name": name},
+            "image": {"alt": f"A line, {name}"},
+        }
+        return c
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Figures\n\nSee {numref}`fig-t-loop-2`."),
+        cell([image(), image()], "fig-t-loop"),  # one cell, one figure per layer
+        cell([image()], second_cell_name),
+    ]
+    nbformat.write(nb, path / "index.ipynb")
+    ext = Path(book_fixes.__file__).parent
+    (path / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(ext)!r})\n"
+        "extensions = ['myst_nb', 'book_fixes']\nnumfig = True\n"
+        "nb_execution_mode = 'off'\n"
+    )
+
+
+def _sphinx(path: Path) -> tuple[int, str]:
+    import subprocess
+
+    run = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-n", "-q", "-b", "html", ".", "_out"],
+        cwd=path,
+        capture_output=True,
+        text=True,
+    )
+    return run.returncode, run.stderr
+
+
+def test_each_figure_of_a_cell_gets_its_own_number(tmp_path):
+    _figure_notebook(tmp_path, "fig-t-other")
+    rc, err = _sphinx(tmp_path)
+    assert rc == 0, err
+    page = (tmp_path / "_out" / "index.html").read_text()
+    for n, name in enumerate(["fig-t-loop", "fig-t-loop-2", "fig-t-other"], start=1):
+        assert f'id="{name}"' in page
+        assert f'<span class="caption-number">Fig. {n} </span>' in page
+    assert page.count('alt="A line, fig-t-loop"') == 2
+
+
+def test_a_name_repeated_in_another_cell_is_still_reported(tmp_path):
+    _figure_notebook(tmp_path, "fig-t-loop")
+    rc, err = _sphinx(tmp_path)
+    assert rc != 0 and 'Duplicate explicit target name: "fig-t-loop"' in err

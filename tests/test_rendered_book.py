@@ -2,7 +2,7 @@
 
 Run after the book build (`python3 tasks.py html`, or as part of `python3 tasks.py test`).
 Fails when an equation is left as raw TeX or MathJax reports an error, an image is missing or
-broken, an output shows a traceback, or a chapter lacks its Colab button or hidden solutions,
+broken, a figure has no number ("Fig. N"), no caption or no alt text, an output shows a traceback, or a chapter lacks its Colab button or hidden solutions,
 shows a live widget (an empty box in a static page), or when the static attention explorers of
 chapters 3, 6 and 7 (``minillm.viz.attention_html``) do not react to the reader.
 """
@@ -126,6 +126,27 @@ def test_page_renders(page, server, rel):
 
 NOTEBOOK_PAGES = [p for p in PAGES if p.startswith("notebooks/")]
 
+# Each image a cell outputs: inside a <figure> with an id (a {numref} target), whose
+# <figcaption> starts with the number ("Fig. N") and has a caption text, and with alt text
+# that is words, not the file's path (which Sphinx writes when a cell gives none).
+FIGURES_JS = r"""
+() => Array.from(document.querySelectorAll('main .cell_output img')).flatMap(img => {
+  const src = img.getAttribute('src') || '';
+  const alt = (img.getAttribute('alt') || '').trim();
+  const figure = img.closest('figure');
+  const caption = figure && figure.querySelector(':scope > figcaption');
+  const number = caption && caption.querySelector('.caption-number');
+  const text = caption && caption.querySelector('.caption-text');
+  const problems = [];
+  if (!figure || !figure.id) problems.push('not in a figure with an id');
+  if (!number || !/^Fig\.\s*\d/.test(number.textContent.trim())) problems.push('no "Fig. N"');
+  if (!text || text.textContent.trim().split(/\s+/).length < 5) problems.push('no caption');
+  if (alt.split(/\s+/).length < 3 || /[\/\\]|\.(png|svg|jpe?g)\b/i.test(alt)
+      || alt === src || src.endsWith(alt)) problems.push(`alt text ${JSON.stringify(alt)}`);
+  return problems.length ? [`${src.split('/').pop()}: ${problems.join(', ')}`] : [];
+})
+"""
+
 
 @pytest.mark.parametrize("rel", NOTEBOOK_PAGES)
 def test_chapter_page(page, server, rel):
@@ -133,6 +154,12 @@ def test_chapter_page(page, server, rel):
     assert page.locator("mjx-container").count() > 0, "the chapter's equations were not typeset"
     # figures drawn by the chapter's cells (the Colab button's logo is an image too, but not a figure)
     assert page.locator("main .cell_output img").count() > 0, "the chapter shows no figure"
+    # every figure is numbered and captioned, and its image is described for screen readers
+    unlabelled = page.evaluate(FIGURES_JS)
+    assert unlabelled == [], (
+        f"figures on {rel} without a number, a caption or alt text: {unlabelled[:3]} "
+        "(give the cell mystnb figure and image metadata: tests/test_figures.py)"
+    )
     colab = f"https://colab.research.google.com/github/minillm-book/minillm/blob/main/{rel[:-5]}.ipynb"
     assert page.locator(f'a[href="{colab}"]').count() == 1, "no Colab launch button for this notebook"
     solutions = page.locator("div.solution")

@@ -9,11 +9,18 @@
   delimiters (``### BEGIN SOLUTION`` / ``### END SOLUTION``). They stay in the
   notebooks (Colab, nbgrader and the student edition need them) and are taken out of
   the code shown in the page; a code cell left empty (``#| default_exp``) is dropped.
+* A figure cell's MyST-NB metadata (``mystnb.figure``: caption and name) wraps each of the
+  cell's image outputs in a numbered figure. A cell that draws one figure per layer in a
+  loop has several, and MyST-NB would give them all the same name (a duplicate target,
+  so a warning that fails the strict build). The second and later figures of that one
+  cell are named ``NAME-2``, ``NAME-3``, ...; a name repeated in another cell is still
+  reported.
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 from docutils import nodes
 
@@ -62,7 +69,33 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = unique
 
 
+def _name_each_figure_of_a_cell() -> None:
+    import myst_nb.sphinx_ as nb_sphinx
+
+    original = nb_sphinx.create_figure_context
+    if getattr(original, "minillm_names_each_figure", False):
+        return
+
+    @contextmanager
+    def figure_context(renderer, figure_options, line):
+        if isinstance(figure_options, dict) and figure_options.get("name"):
+            document = renderer.document
+            name = nodes.fully_normalize_name(str(figure_options["name"]))
+            earlier = document.ids.get(document.nameids.get(name) or "")
+            if isinstance(earlier, nodes.figure) and earlier.line == line:  # same cell
+                k = 2
+                while f"{name}-{k}" in document.nameids:
+                    k += 1
+                figure_options = {**figure_options, "name": f"{name}-{k}"}
+        with original(renderer, figure_options, line):
+            yield
+
+    figure_context.minillm_names_each_figure = True
+    nb_sphinx.create_figure_context = figure_context
+
+
 def setup(app):
+    _name_each_figure_of_a_cell()
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("doctree-read", _hide_machinery)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
