@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from minillm.bert import IGNORE_INDEX  # -100: a target the cross-entropy skips
 from minillm.support import (
     check_choice,
     check_choices,
@@ -39,8 +40,6 @@ from minillm.support import (
     check_rewards,
 )
 from minillm.tokenization import CHAT_TOKENS, BPETokenizer
-
-IGNORE_INDEX = -100  # a target that the cross-entropy skips
 
 
 # %% notebooks/11_post_training.ipynb, cell 8: 11.2 A world of checkable tasks
