@@ -10,8 +10,9 @@ the chapter explains every line.
 from __future__ import annotations
 
 __all__ = [
-    'LlamaConfig', 'SwiGLU', 'swiglu_width', 'kv_cache_bytes', 'llama_block', 'Llama',
-    'hf_name', 'llama_from_state_dict'
+    'LlamaConfig', 'RopeScaling', 'SwiGLU', 'swiglu_width', 'kv_cache_bytes',
+    'rope_frequencies', 'llama_block', 'Llama', 'hf_name', 'llama_from_state_dict',
+    'bits_per_byte'
 ]
 
 
@@ -21,9 +22,11 @@ import math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from minillm.attention import MultiHeadAttention
 from minillm.gpt import GPT
@@ -40,6 +43,8 @@ from minillm.support import (
     check_hf_llama_config,
     check_hf_model,
     check_int,
+    check_rope_scaling,
+    check_scorable_text,
     check_type,
     copy_checked,
 )
@@ -57,7 +62,8 @@ class LlamaConfig:
     ``rope_theta``); ``qkv_bias`` puts biases on the q, k, v projections (Qwen2) and
     ``out_bias`` on the output projection; ``qk_norm`` adds an RMSNorm on each head's
     queries and keys (Qwen3); ``tie_embeddings`` makes the output layer the token
-    embedding matrix.
+    embedding matrix; ``rope_scaling``, a :class:`RopeScaling`, slows RoPE's low
+    frequencies down as Llama 3.1 and 3.2 do.
     """
 
     vocab_size: int = 49152
@@ -71,6 +77,7 @@ class LlamaConfig:
     dropout: float = 0.0
     eps: float = 1e-5
     rope_base: float = 100000.0
+    rope_scaling: "RopeScaling | None" = None
     qkv_bias: bool = False
     out_bias: bool = False
     qk_norm: bool = False
@@ -85,16 +92,17 @@ class LlamaConfig:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         check_divisible("n_heads", self.n_heads, "n_kv_heads", self.n_kv_heads)
+        if self.rope_scaling is not None:
+            check_rope_scaling(self.rope_scaling)
 
-    # %% notebooks/10_modern_llms.ipynb, cell 11: 10.1 Six swaps
+    # %% notebooks/10_modern_llms.ipynb, cell 12: 10.1 Six swaps
     @classmethod
     def released(cls, name: str, **overrides) -> "LlamaConfig":
         """The shape of a released model, a key of ``RELEASED``; keywords override fields.
 
         All three tie their output layer to the embeddings; Qwen3 adds q/k norms and uses
-        eps 1e-6 (the others 1e-5). Llama 3.2 also slows RoPE's low frequencies down for
-        long contexts ("llama3" scaling), which minillm does not implement: its shape and
-        parameter count are exact, its outputs would not be (``from_hf`` refuses it).
+        eps 1e-6 (the others 1e-5); Llama 3.2 scales RoPE (factor 32, low and high
+        frequency factors 1 and 4, first trained at 8,192 tokens: its ``config.json``).
         """
         check_choice("name", name, RELEASED)
         n_layers, n_heads, n_kv, d, d_head, d_ff, vocab, context, theta = RELEASED[name]
@@ -102,9 +110,11 @@ class LlamaConfig:
         fields = dict(vocab_size=vocab, block_size=context, n_layers=n_layers)
         fields.update(n_heads=n_heads, n_kv_heads=n_kv, d_model=d, d_head=d_head, d_ff=d_ff)
         fields.update(eps=1e-6 if qwen3 else 1e-5, rope_base=theta, qk_norm=qwen3)
+        if name.startswith("Llama-3"):
+            fields["rope_scaling"] = RopeScaling(32.0, 1.0, 4.0, 8192)
         return cls(**{**fields, "tie_embeddings": True, **overrides})
 
-    # %% notebooks/10_modern_llms.ipynb, cell 51: 10.7 The model: GPT's trunk, other...
+    # %% notebooks/10_modern_llms.ipynb, cell 56: 10.7 The model: GPT's trunk, other...
     def num_parameters(self) -> int:
         """The parameter count of ``Llama(self)``, in closed form."""
         d, h, kv, d_head = self.d_model, self.n_heads, self.n_kv_heads, self.d_head
@@ -116,7 +126,19 @@ class LlamaConfig:
         return self.vocab_size * d + self.n_layers * block + d + head  # + the final norm
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 10: 10.1 Six swaps
+# %% notebooks/10_modern_llms.ipynb, cell 9: 10.1 Six swaps
+class RopeScaling(NamedTuple):
+    """Llama 3.1's and 3.2's stretching of RoPE to long contexts (Hugging Face's
+    ``"llama3"`` rope type, section 10.6): the slowest frequencies turn ``factor``
+    times slower, the fastest are kept, those in between are blended."""
+
+    factor: float
+    low_freq_factor: float
+    high_freq_factor: float
+    original_block_size: int  # the context length the model was first trained at
+
+
+# %% notebooks/10_modern_llms.ipynb, cell 11: 10.1 Six swaps
 RELEASED = {  # layers, heads, kv heads, d_model, d_head, d_ff, vocab, context, theta
     "SmolLM2-135M": (30, 9, 3, 576, 64, 1536, 49152, 8192, 1e5),
     "Qwen3-0.6B": (28, 16, 8, 1024, 128, 3072, 151936, 40960, 1e6),
@@ -124,7 +146,7 @@ RELEASED = {  # layers, heads, kv heads, d_model, d_head, d_ff, vocab, context, 
 }
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 21: 10.4 SwiGLU: a gated feed-forward network
+# %% notebooks/10_modern_llms.ipynb, cell 22: 10.4 SwiGLU: a gated feed-forward network
 class SwiGLU(nn.Module):
     """The gated feed-forward network of Llama: ``fc2(act(gate(x)) * fc1(x))``.
 
@@ -158,7 +180,7 @@ class SwiGLU(nn.Module):
         return self.dropout(self.fc2(hidden))
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 23: 10.4 SwiGLU: a gated feed-forward network
+# %% notebooks/10_modern_llms.ipynb, cell 24: 10.4 SwiGLU: a gated feed-forward network
 def swiglu_width(d_model: int, multiple_of: int = 1) -> int:
     """The hidden width of a SwiGLU with the parameters of a ``4 * d_model`` MLP:
     ``2/3 * 4 * d_model``, rounded down, then up to a multiple of ``multiple_of``
@@ -169,7 +191,7 @@ def swiglu_width(d_model: int, multiple_of: int = 1) -> int:
     return multiple_of * math.ceil(d_ff / multiple_of)
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 30: 10.5 Grouped-query and multi-query atte...
+# %% notebooks/10_modern_llms.ipynb, cell 31: 10.5 Grouped-query and multi-query atte...
 def kv_cache_bytes(
     config, seq_len: int, batch_size: int = 1, dtype: torch.dtype = torch.bfloat16
 ) -> int:
@@ -182,7 +204,23 @@ def kv_cache_bytes(
     return per_token * seq_len * batch_size * torch.finfo(dtype).bits // 8
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 46: 10.7 The model: GPT's trunk, other parts
+# %% notebooks/10_modern_llms.ipynb, cell 47: 10.6 Qwen's extras, the output layer, a...
+def rope_frequencies(
+    d_head: int, base: float, scaling: RopeScaling | None = None
+) -> torch.Tensor:
+    """RoPE's (d_head/2,) frequencies ``base**(-2i/d_head)``, float64; with a
+    ``scaling``, slowed down as Llama 3.1 and 3.2 do."""
+    freqs = base ** (-torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)
+    if scaling is None:
+        return freqs
+    check_rope_scaling(scaling)
+    turns = scaling.original_block_size * freqs / (2 * math.pi)  # n_i
+    low, high = scaling.low_freq_factor, scaling.high_freq_factor
+    keep = ((turns - low) / (high - low)).clamp(0, 1)  # 1: keep, 0: slow down
+    return keep * freqs + (1 - keep) * freqs / scaling.factor
+
+
+# %% notebooks/10_modern_llms.ipynb, cell 51: 10.7 The model: GPT's trunk, other parts
 def llama_block(config: LlamaConfig, rotary: RotaryEmbedding) -> TransformerBlock:
     """A Llama/Qwen block, chosen from the book's parts: pre-norm with RMSNorm, causal
     grouped-query attention with RoPE (and Qwen's options), a SwiGLU."""
@@ -204,7 +242,7 @@ def llama_block(config: LlamaConfig, rotary: RotaryEmbedding) -> TransformerBloc
     return TransformerBlock(attn, ffn, *norms, norm_first=True, dropout=p)
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 48: 10.7 The model: GPT's trunk, other parts
+# %% notebooks/10_modern_llms.ipynb, cell 53: 10.7 The model: GPT's trunk, other parts
 class Llama(GPT):
     """A Llama/Qwen-style decoder: chapter 7's GPT with RMSNorm, RoPE in attention,
     grouped key/value heads, SwiGLU and no learned positions.
@@ -222,7 +260,13 @@ class Llama(GPT):
         self.wte = nn.Embedding(config.vocab_size, config.d_model)
         self.wpe = None  # no position embeddings: RoPE acts inside attention
         rotary = RotaryEmbedding(  # one table of angles, shared by every layer
-            config.d_head, config.block_size, config.rope_base, interleaved=False
+            config.d_head,
+            config.block_size,
+            config.rope_base,
+            interleaved=False,
+            frequencies=rope_frequencies(
+                config.d_head, config.rope_base, config.rope_scaling
+            ),
         )
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
@@ -234,7 +278,7 @@ class Llama(GPT):
             self.lm_head.weight = self.wte.weight
         self.reset_parameters()
 
-    # %% notebooks/10_modern_llms.ipynb, cell 50: 10.7 The model: GPT's trunk, other...
+    # %% notebooks/10_modern_llms.ipynb, cell 55: 10.7 The model: GPT's trunk, other...
     def reset_parameters(self) -> None:
         """GPT-2's initialisation (:meth:`GPT.reset_parameters`), and RMSNorm gains at 1."""
         GPT.reset_parameters(self)
@@ -242,12 +286,12 @@ class Llama(GPT):
             if isinstance(module, RMSNorm):
                 nn.init.ones_(module.weight)
 
-    # %% notebooks/10_modern_llms.ipynb, cell 50: 10.7 The model: GPT's trunk, other...
+    # %% notebooks/10_modern_llms.ipynb, cell 55: 10.7 The model: GPT's trunk, other...
     def num_parameters(self) -> int:
         """Number of distinct parameters (a tied output layer counts once)."""
         return sum(p.numel() for p in self.parameters())
 
-    # %% notebooks/10_modern_llms.ipynb, cell 60: 10.8 Matching Llama, Qwen2 and Qwen...
+    # %% notebooks/10_modern_llms.ipynb, cell 65: 10.8 Matching Llama, Qwen2 and Qwen...
     @classmethod
     def from_hf(cls, hf_model, block_size: int | None = None) -> "Llama":
         """A Llama with the weights of a ``transformers`` ``LlamaForCausalLM``,
@@ -260,7 +304,7 @@ class Llama(GPT):
         state_dict = {k: v.detach() for k, v in hf_model.state_dict().items()}
         return llama_from_state_dict(config, state_dict).train(hf_model.training)
 
-    # %% notebooks/10_modern_llms.ipynb, cell 71: 10.9 Real weights
+    # %% notebooks/10_modern_llms.ipynb, cell 76: 10.9 Real weights
     @classmethod
     def from_pretrained(
         cls, name: str | Path, *, block_size: int | None = None, **hub_kwargs
@@ -286,12 +330,20 @@ class Llama(GPT):
         ).eval()
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 56: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 61: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 def _hf_config_to_llama(c: dict, block_size: int | None = None) -> LlamaConfig:
     """The LlamaConfig of a Hugging Face Llama, Qwen2 or Qwen3 configuration (a dict,
     as in ``config.json``); ``block_size`` overrides the context length."""
     kind = check_hf_llama_config(c)
-    rope = c.get("rope_parameters") or {}
+    rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
+    scaling = None
+    if rope.get("rope_type", rope.get("type")) == "llama3":
+        scaling = RopeScaling(
+            float(rope["factor"]),
+            float(rope["low_freq_factor"]),
+            float(rope["high_freq_factor"]),
+            int(rope["original_max_position_embeddings"]),
+        )
     attention_bias = bool(c.get("attention_bias", False))  # Llama: on q, k, v and o
     return LlamaConfig(
         vocab_size=c["vocab_size"],
@@ -304,6 +356,7 @@ def _hf_config_to_llama(c: dict, block_size: int | None = None) -> LlamaConfig:
         d_ff=c["intermediate_size"],
         eps=c["rms_norm_eps"],
         rope_base=float(rope.get("rope_theta", c.get("rope_theta", 10000.0))),
+        rope_scaling=scaling,
         qkv_bias=kind == "qwen2" or attention_bias,  # Qwen2: always, on q, k, v only
         out_bias=kind != "qwen2" and attention_bias,
         qk_norm=kind == "qwen3",
@@ -311,7 +364,7 @@ def _hf_config_to_llama(c: dict, block_size: int | None = None) -> LlamaConfig:
     )
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 58: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 63: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 _HF_PARTS = {  # a part of our block -> its name in a Hugging Face Llama/Qwen layer
     "attn.q_proj": "self_attn.q_proj",
     "attn.k_proj": "self_attn.k_proj",
@@ -338,7 +391,7 @@ def hf_name(name: str) -> str:
     return f"{_HF_TOP[part]}.{kind}"
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 59: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
+# %% notebooks/10_modern_llms.ipynb, cell 64: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 def llama_from_state_dict(config: LlamaConfig, state_dict: dict) -> Llama:
     """A :class:`Llama` of ``config`` with the tensors of a Hugging Face Llama, Qwen2 or
     Qwen3 state dict (the names of their safetensors files), converted to float32."""
@@ -354,7 +407,7 @@ def llama_from_state_dict(config: LlamaConfig, state_dict: dict) -> Llama:
     return model
 
 
-# %% notebooks/10_modern_llms.ipynb, cell 70: 10.9 Real weights
+# %% notebooks/10_modern_llms.ipynb, cell 75: 10.9 Real weights
 def _checkpoint_folder(name, **hub_kwargs) -> Path:
     """``name`` if it is a folder, else the folder of the Hub's (cached) copy of the
     model ``name``."""
@@ -373,3 +426,23 @@ def _checkpoint_folder(name, **hub_kwargs) -> Path:
             f"(https://huggingface.co/{name}), or pass a folder that holds its "
             f"config.json and *.safetensors files. The error was: {err}"
         ) from err
+
+
+# %% notebooks/10_modern_llms.ipynb, cell 80: Comparing models across tokenizers: bit...
+@torch.no_grad()
+def bits_per_byte(model, tokenizer, text: str) -> float:
+    """Negative log-likelihood of ``text`` in bits per UTF-8 byte, for any tokenizer
+    with ``encode`` and ``decode``. The tokens are cut into windows of ``block_size``
+    predictions; the first token of the text is context only, and its bytes are not
+    counted."""
+    ids = tokenizer.encode(text)
+    check_scorable_text(tokenizer, text, ids)
+    ids, T, nats = torch.tensor(ids), model.config.block_size, 0.0
+    for start in range(0, len(ids) - 1, T):
+        window = ids[start : start + T + 1][None]  # (1, <= T + 1)
+        logits, _ = model(window[:, :-1])
+        nats += F.cross_entropy(
+            logits[0].float(), window[0, 1:], reduction="sum"
+        ).item()
+    first = tokenizer.decode(ids[:1].tolist())
+    return nats / math.log(2) / (len(text.encode()) - len(first.encode()))

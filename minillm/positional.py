@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from minillm.support import add_to_class, check_base, check_int, check_positioned
-from minillm.support import check_positions, check_rotary
+from minillm.support import check_frequencies, check_positions, check_rotary
 
 
 def _inverse_frequencies(d: int, base: float) -> torch.Tensor:
@@ -172,6 +172,8 @@ class RotaryEmbedding(nn.Module):
         base: the frequencies are ``base**(-2i/d_head)`` for the pairs
             ``i = 0 .. d_head/2 - 1``.
         interleaved: pairing of the coordinates, see :func:`apply_rotary`.
+        frequencies: a (d_head/2,) tensor of frequencies to use instead of
+            ``base``'s (long-context scalings such as Llama 3's change them).
 
     ``forward(x, offset=0)`` takes x of shape (..., T, d_head), usually
     (B, n_heads, T, d_head), and rotates row ``t`` as the token at position
@@ -185,15 +187,19 @@ class RotaryEmbedding(nn.Module):
         max_positions: int = 2048,
         base: float = 10000.0,
         interleaved: bool = True,
+        frequencies: torch.Tensor | None = None,
     ):
         super().__init__()
         check_int("d_head", d_head, even=True)
         check_int("max_positions", max_positions)
         check_base(base)
+        if frequencies is None:
+            frequencies = _inverse_frequencies(d_head, base)
+        check_frequencies(frequencies, d_head)
         self.d_head, self.max_positions = d_head, max_positions
         self.base, self.interleaved = base, interleaved
         positions = torch.arange(max_positions, dtype=torch.float64)
-        angles = positions[:, None] * _inverse_frequencies(d_head, base)  # (T, d/2)
+        angles = positions[:, None] * frequencies.double()  # (T, d/2)
         if interleaved:  # theta_0, theta_0, theta_1, theta_1, ...
             angles = angles.repeat_interleave(2, dim=-1)
         else:  # theta_0 .. theta_{d/2-1}, twice

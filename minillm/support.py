@@ -415,6 +415,57 @@ def check_base(base) -> None:
         )
 
 
+def check_frequencies(frequencies, d_head: int) -> None:
+    """Rotary frequencies: a (d_head/2,) tensor of positive finite numbers."""
+    import torch
+
+    check_type("frequencies", frequencies, torch.Tensor)
+    if frequencies.shape != (d_head // 2,):
+        raise ValueError(
+            f"frequencies must have shape ({d_head // 2},), one per pair of the "
+            f"d_head={d_head} coordinates, got {tuple(frequencies.shape)}"
+        )
+    if frequencies.is_meta:  # a shape without values (a model built on "meta")
+        return
+    if not (torch.isfinite(frequencies).all() and (frequencies > 0).all()):
+        raise ValueError(f"frequencies must be positive and finite, got {frequencies}")
+
+
+def check_rope_scaling(scaling) -> None:
+    """Llama 3's RoPE scaling: a ``RopeScaling`` with factor >= 1,
+    0 < low_freq_factor < high_freq_factor and a positive int original_block_size."""
+    names = ("factor", "low_freq_factor", "high_freq_factor", "original_block_size")
+    if getattr(scaling, "_fields", None) != names:
+        raise TypeError(
+            f"rope_scaling must be a minillm.llama.RopeScaling{names}, got {scaling!r}"
+        )
+    if isinstance(scaling.factor, bool) or not scaling.factor >= 1:
+        raise ValueError(f"rope_scaling.factor must be >= 1, got {scaling.factor!r}")
+    if not 0 < scaling.low_freq_factor < scaling.high_freq_factor:
+        raise ValueError(
+            "rope_scaling needs 0 < low_freq_factor < high_freq_factor, got "
+            f"{scaling.low_freq_factor!r} and {scaling.high_freq_factor!r}"
+        )
+    check_int("original_block_size", scaling.original_block_size)
+
+
+def check_scorable_text(tokenizer, text, ids) -> None:
+    """``text`` a string of at least two tokens (``ids``, its encoding) that the
+    tokenizer decodes back to itself, so that bytes and tokens describe the same text."""
+    check_type("text", text, str)
+    if len(ids) < 2:
+        raise ValueError(
+            f"text must encode to at least 2 tokens (the first is context only), got "
+            f"{len(ids)} from {text!r:.60}"
+        )
+    if tokenizer.decode(list(ids)) != text:
+        raise ValueError(
+            "the tokenizer does not decode the text's tokens back to the text (it adds "
+            "or drops something, e.g. a beginning-of-sequence token): bits per byte "
+            f"would count other bytes than it scores. Text: {text!r:.60}"
+        )
+
+
 def check_positioned(
     x, width: int, width_name: str, max_positions: int, offset: int
 ) -> int:
@@ -1708,9 +1759,9 @@ def check_hf_llama_config(c: dict) -> str:
     check_choice("hidden_act", c.get("hidden_act", "silu"), ("silu",))
     rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
     rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type != "default":
-        raise ValueError(f"only plain RoPE is supported, got rope_type={rope_type!r} (a "
-                         "frequency scaling for long contexts, e.g. Llama 3.1's and 3.2's)")
+    if rope_type not in ("default", "llama3"):
+        raise ValueError(f"only plain RoPE and Llama 3's scaling are supported, got "
+                         f"rope_type={rope_type!r} (another scaling for long contexts)")
     unsupported = {"use_sliding_window": False, "mlp_bias": False, "attention_dropout": 0.0}
     for name, expected in unsupported.items():
         if c.get(name, expected) not in (expected, None):

@@ -7,6 +7,7 @@ transformers' save_pretrained, and torch.nn.functional for SwiGLU; plus the erro
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -21,7 +22,9 @@ from minillm.llama import (
     SwiGLU,
     hf_name,
     kv_cache_bytes,
+    RopeScaling,
     llama_from_state_dict,
+    rope_frequencies,
     swiglu_width,
 )
 
@@ -39,6 +42,8 @@ SMALL = dict(vocab_size=97, hidden_size=40, intermediate_size=73, head_dim=6, nu
              num_attention_heads=5, num_key_value_heads=1, max_position_embeddings=48,
              rms_norm_eps=1e-6, tie_word_embeddings=False,
              rope_parameters={"rope_type": "default", "rope_theta": 500.0})
+LLAMA3 = {"rope_type": "llama3", "rope_theta": 500.0, "factor": 8.0, "low_freq_factor": 1.0,
+          "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 CASES = [
     ("llama", {}),
     ("qwen2", {}),
@@ -49,6 +54,8 @@ CASES = [
     # GQA with 2 groups of 2 heads, heads 10 wide, tied head
     ("qwen3", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=10, tie_word_embeddings=True)),
     ("qwen2", dict(num_attention_heads=4, num_key_value_heads=2, hidden_size=24, head_dim=None)),
+    # Llama 3's RoPE scaling, with pairs in all three regimes (see test_llama3_frequencies)
+    ("llama", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=10, rope_parameters=LLAMA3)),
 ]
 
 
@@ -235,9 +242,8 @@ def test_offline_from_pretrained_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(rope_parameters={"rope_type": "llama3", "rope_theta": 5e5, "factor": 32.0,
-                           "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                           "original_max_position_embeddings": 8192}), "llama3"),
+    (dict(rope_parameters={"rope_type": "yarn", "rope_theta": 5e5, "factor": 4.0,
+                           "original_max_position_embeddings": 32}), "yarn"),
     (dict(mlp_bias=True), "mlp_bias"),
     (dict(hidden_act="gelu"), "hidden_act"),
 ])
@@ -346,3 +352,28 @@ def test_out_bias_keyword_of_multi_head_attention():
     attn = MultiHeadAttention(16, 2, bias=False, out_bias=True)
     assert attn.q_proj.bias is None and attn.out_proj.bias is not None
     assert MultiHeadAttention(16, 2).out_proj.bias is not None  # default: follows bias
+
+
+def test_llama3_frequencies():
+    """Llama 3's scaling keeps the fast pairs, slows the slow ones by ``factor`` and blends those
+    in between (the test case above has pairs of each kind); without it, HF's logits differ."""
+    scaling = RopeScaling(8.0, 1.0, 4.0, 64)
+    plain, scaled = rope_frequencies(10, 500.0), rope_frequencies(10, 500.0, scaling)
+    turns = 64 * plain / (2 * torch.pi)
+    assert (turns > 4).any() and ((turns > 1) & (turns < 4)).any() and (turns < 1).any()
+    assert torch.equal(scaled[turns >= 4], plain[turns >= 4])
+    assert torch.allclose(scaled[turns <= 1], plain[turns <= 1] / 8)
+    mid = (turns > 1) & (turns < 4)
+    assert ((scaled[mid] < plain[mid]) & (scaled[mid] > plain[mid] / 8)).all()
+    hf = perturbed_hf("llama", num_attention_heads=4, num_key_value_heads=2, head_dim=10,
+                      rope_parameters=LLAMA3)
+    ours = Llama.from_hf(hf)
+    assert ours.config.rope_scaling == scaling
+    unscaled = llama_from_state_dict(replace(ours.config, rope_scaling=None), hf.state_dict())
+    x = torch.randint(97, (2, 48), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert (unscaled(x)[0] - hf(x).logits).abs().max() > 1e-2  # so the oracle can fail
+    with pytest.raises(TypeError, match="RopeScaling"):
+        LlamaConfig(rope_scaling=(8.0, 1.0, 4.0, 64))
+    with pytest.raises(ValueError, match="low_freq_factor < high_freq_factor"):
+        LlamaConfig(rope_scaling=RopeScaling(8.0, 4.0, 1.0, 64))
