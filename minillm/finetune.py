@@ -13,8 +13,9 @@ __all__ = [
     'masked_mean', 'BertForSequenceClassification', 'BertForTokenClassification',
     'align_word_labels', 'GPTForSequenceClassification', 'ClassificationDataset',
     'BagOfWordsClassifier', 'fine_tune', 'ClassificationResult', 'evaluate_classifier',
-    'wilson_interval', 'pretrain_mlm', 'LoRALinear', 'apply_lora', 'count_parameters',
-    'dataset_vectors', 'train_probe', 'merge_lora', 'confusion_matrix'
+    'wilson_interval', 'McNemarResult', 'mcnemar_test', 'pretrain_mlm', 'LoRALinear',
+    'apply_lora', 'count_parameters', 'dataset_vectors', 'train_probe', 'merge_lora',
+    'confusion_matrix'
 ]
 
 
@@ -22,7 +23,7 @@ __all__ = [
 import copy
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -35,7 +36,8 @@ from minillm.support import add_to_class, check_attention_mask, check_class_labe
 from minillm.support import check_dataset, check_head, check_hf_model
 from minillm.support import check_choice, check_indices, check_int, check_lora
 from minillm.support import check_lora_layers, check_lora_targets, check_model_data
-from minillm.support import check_number, check_predictions, check_proportion
+from minillm.support import check_number, check_paired_outcomes, check_predictions
+from minillm.support import check_proportion
 from minillm.support import check_token_ids, check_token_labels, check_type
 from minillm.support import check_word_labels
 from minillm.training import train, warmup_cosine
@@ -548,7 +550,33 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return center - half, center + half
 
 
-# %% notebooks/08_finetuning.ipynb, cell 63: 8.4 Pretraining a tiny BERT on unlabelle...
+# %% notebooks/08_finetuning.ipynb, cell 61: 8.3 Baselines
+class McNemarResult(NamedTuple):
+    """McNemar's test of two models on the same examples: ``only_a`` examples are right
+    only for model A, ``only_b`` only for model B, and
+    ``z = (only_a - only_b) / sqrt(only_a + only_b)`` (0 when they never disagree)."""
+
+    only_a: int
+    only_b: int
+    z: float
+
+
+def mcnemar_test(correct_a: torch.Tensor, correct_b: torch.Tensor) -> McNemarResult:
+    """McNemar's test: is model A right more often than model B on the same examples?
+
+    ``correct_a``, ``correct_b``: bool tensors (N,), True where each model is right
+    (``predictions == labels``). Only the examples on which the two disagree count.
+    With no real difference z is close to a standard normal variable, so
+    ``abs(z) > 1.96`` is a difference at the 5% level (two-sided); z > 0 favours A.
+    """
+    check_paired_outcomes(correct_a, correct_b)
+    only_a = int((correct_a & ~correct_b).sum())  # right for A, wrong for B
+    only_b = int((correct_b & ~correct_a).sum())  # right for B, wrong for A
+    z = (only_a - only_b) / math.sqrt(only_a + only_b) if only_a + only_b else 0.0
+    return McNemarResult(only_a, only_b, z)
+
+
+# %% notebooks/08_finetuning.ipynb, cell 66: 8.4 Pretraining a tiny BERT on unlabelle...
 def _masked_batches(data, special, batch_size, mlm_probability, generator):
     """Batches of ``data``, pass after pass, each with new masks (dynamic masking)."""
     while True:
@@ -565,7 +593,7 @@ def _masked_batches(data, special, batch_size, mlm_probability, generator):
             yield {"input_ids": inputs, "attention_mask": mask, "labels": labels}
 
 
-# %% notebooks/08_finetuning.ipynb, cell 65: 8.4 Pretraining a tiny BERT on unlabelle...
+# %% notebooks/08_finetuning.ipynb, cell 68: 8.4 Pretraining a tiny BERT on unlabelle...
 class _MaskedLM(nn.Module):
     """``model``'s MLM loss with the head run only at the labelled positions:
     ``forward(input_ids, attention_mask, labels) -> (logits, loss)``, logits
@@ -582,7 +610,7 @@ class _MaskedLM(nn.Module):
         return logits, F.cross_entropy(logits, labels[chosen])
 
 
-# %% notebooks/08_finetuning.ipynb, cell 67: 8.4 Pretraining a tiny BERT on unlabelle...
+# %% notebooks/08_finetuning.ipynb, cell 70: 8.4 Pretraining a tiny BERT on unlabelle...
 def pretrain_mlm(
     model: BertForPreTraining,
     data: ClassificationDataset,
@@ -614,7 +642,7 @@ def pretrain_mlm(
     return _train(_MaskedLM(model), batches, steps, optimizer, warmup, device)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 81: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 87: 8.6 Linear probe, full fine-tuning and LoRA
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update (LoRA):
 
@@ -645,7 +673,7 @@ class LoRALinear(nn.Module):
         update = self.dropout(x) @ self.lora_A.T @ self.lora_B.T  # (..., out_features)
         return self.base(x) + update * self.scaling
 
-    # %% notebooks/08_finetuning.ipynb, cell 105: 8.6 Linear probe, full fine-tuning...
+    # %% notebooks/08_finetuning.ipynb, cell 111: 8.6 Linear probe, full fine-tuning...
     @torch.no_grad()
     def merged(self) -> nn.Linear:
         """A plain Linear with weight ``W + (alpha / r) B A``: the same outputs (without
@@ -664,7 +692,7 @@ class LoRALinear(nn.Module):
         return out.requires_grad_(False)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 83: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 89: 8.6 Linear probe, full fine-tuning and LoRA
 def _matches(name: str, targets: Sequence[str]) -> bool:
     """Whether a module's name is one of ``targets`` or ends with ``"." + target``."""
     return any(name == t or name.endswith("." + t) for t in targets)
@@ -702,7 +730,7 @@ def apply_lora(
     return model
 
 
-# %% notebooks/08_finetuning.ipynb, cell 85: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 91: 8.6 Linear probe, full fine-tuning and LoRA
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """The number of parameters of ``model`` (a tied tensor counts once); only those
     with ``requires_grad`` if ``trainable_only``."""
@@ -710,7 +738,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 94: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 100: 8.6 Linear probe, full fine-tuning and...
 @torch.no_grad()
 def dataset_vectors(
     model: BertForSequenceClassification,
@@ -742,7 +770,7 @@ class _HeadOnVectors(nn.Module):
         return logits, _sequence_loss(logits, labels)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 96: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 102: 8.6 Linear probe, full fine-tuning and...
 def train_probe(
     model: BertForSequenceClassification,
     data: ClassificationDataset,
@@ -776,7 +804,7 @@ def train_probe(
     return _train(_HeadOnVectors(model), batches, steps, optimizer, warmup, device)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 107: 8.6 Linear probe, full fine-tuning and...
+# %% notebooks/08_finetuning.ipynb, cell 113: 8.6 Linear probe, full fine-tuning and...
 def merge_lora(model: nn.Module) -> nn.Module:
     """Replace every :class:`LoRALinear` of ``model`` by its :meth:`~LoRALinear.merged`
     Linear, in place. The result is the original architecture again, with the same
@@ -789,7 +817,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
-# %% notebooks/08_finetuning.ipynb, cell 110: 8.7 What the model gets wrong
+# %% notebooks/08_finetuning.ipynb, cell 116: 8.7 What the model gets wrong
 def confusion_matrix(
     predictions: torch.Tensor, labels: torch.Tensor, num_labels: int
 ) -> torch.Tensor:

@@ -1904,3 +1904,22 @@ def check_choices(options) -> None:
         raise ValueError(
             f"options must be a list of at least two non-empty strings, got {options!r:.80}"
         )
+
+
+def check_paired_outcomes(correct_a, correct_b) -> None:
+    """Two bool tensors of the same shape (N,), N >= 1: whether each of two models got
+    each of the same N examples right (McNemar's test)."""
+    import torch
+
+    for name, x in (("correct_a", correct_a), ("correct_b", correct_b)):
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.bool or x.dim() != 1:
+            raise TypeError(
+                f"{name} must be a bool tensor (N,), True where the model is right "
+                f"(e.g. predictions == labels), got {_shape(x)} "
+                f"{getattr(x, 'dtype', '')}".rstrip()
+            )
+    if correct_a.shape != correct_b.shape or len(correct_a) == 0:
+        raise ValueError(
+            "correct_a and correct_b must hold the same N >= 1 examples, one entry "
+            f"each, got {_shape(correct_a)} and {_shape(correct_b)}"
+        )

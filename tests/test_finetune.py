@@ -26,6 +26,7 @@ from minillm.finetune import (
     evaluate_classifier,
     fine_tune,
     masked_mean,
+    mcnemar_test,
     merge_lora,
     pretrain_mlm,
     wilson_interval,
@@ -545,6 +546,36 @@ def test_wilson_interval():
         wilson_interval(11, 10)
     with pytest.raises(ValueError, match="positive int"):
         wilson_interval(0, 0)
+
+
+def test_mcnemar_test_by_hand():
+    # 10 examples: both right on 0-3, both wrong on 4, A alone right on 5-8, B alone on 9
+    a = torch.tensor([1, 1, 1, 1, 0, 1, 1, 1, 1, 0], dtype=torch.bool)
+    b = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0, 0, 1], dtype=torch.bool)
+    result = mcnemar_test(a, b)
+    assert (result.only_a, result.only_b) == (4, 1)
+    assert result.z == pytest.approx((4 - 1) / math.sqrt(5), rel=1e-12)  # 1.3416...
+    only_a, only_b, z = mcnemar_test(b, a)  # swapping the models flips the sign
+    assert (only_a, only_b) == (1, 4) and z == pytest.approx(-result.z)
+    # the examples both get right (or both wrong) do not count: append 100 of each
+    agree = torch.tensor([True] * 100 + [False] * 100)
+    wider = mcnemar_test(torch.cat([a, agree]), torch.cat([b, agree]))
+    assert wider == result
+    # z^2 is McNemar's chi-square statistic without continuity correction: (b - c)^2 / (b + c)
+    assert result.z**2 == pytest.approx((4 - 1) ** 2 / 5)
+    # models that never disagree: z = 0, not a division by zero
+    assert mcnemar_test(a, a.clone()) == (0, 0, 0.0)
+
+
+def test_mcnemar_test_matches_a_large_random_case():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(872, generator=g) < 0.7, torch.rand(872, generator=g) < 0.6
+    only_a = sum(1 for x, y in zip(a.tolist(), b.tolist()) if x and not y)
+    only_b = sum(1 for x, y in zip(a.tolist(), b.tolist()) if y and not x)
+    result = mcnemar_test(a, b)
+    assert (result.only_a, result.only_b) == (only_a, only_b)
+    assert result.z == pytest.approx((only_a - only_b) / math.sqrt(only_a + only_b))
+    assert result.z > 1.96  # 70% against 60% right on 872 examples: clearly different
 
 
 def test_confusion_matrix():

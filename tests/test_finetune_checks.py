@@ -18,6 +18,7 @@ from minillm.finetune import (
     LoRALinear,
     apply_lora,
     fine_tune,
+    mcnemar_test,
     wilson_interval,
 )
 from minillm.gpt import GPTConfig
@@ -146,3 +147,17 @@ def test_lora_arguments():
     assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(ValueError, match="no nn.Linear of the model matches"):
         check_lora_targets(BertModel(TINY), ("q",), (), lambda name, targets: False)
+
+
+def test_mcnemar_test_refuses_what_is_not_two_bool_vectors_of_one_length():
+    right = torch.tensor([True, False, True])
+    with pytest.raises(TypeError, match="correct_b must be a bool tensor"):
+        mcnemar_test(right, torch.tensor([1, 0, 1]))  # predictions, not right/wrong
+    with pytest.raises(TypeError, match="correct_a must be a bool tensor"):
+        mcnemar_test([True, False, True], right)
+    with pytest.raises(TypeError, match=r"\(2, 3\)"):
+        mcnemar_test(right.repeat(2, 1), right.repeat(2, 1))
+    with pytest.raises(ValueError, match=r"same N >= 1 examples.*\(3,\) and \(4,\)"):
+        mcnemar_test(right, torch.tensor([True, False, True, True]))
+    with pytest.raises(ValueError, match="same N >= 1"):
+        mcnemar_test(torch.tensor([], dtype=torch.bool), torch.tensor([], dtype=torch.bool))
