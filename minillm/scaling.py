@@ -275,7 +275,7 @@ def fit_power_law(n: Sequence[float], loss: Sequence[float]) -> PowerLawFit:
     return PowerLawFit(a=a, alpha=alpha, alpha_stderr=slope_stderr, r2=r2)
 
 
-# %% notebooks/09_scaling.ipynb, cell 46: Compute-optimal training
+# %% notebooks/09_scaling.ipynb, cell 47: Compute-optimal training
 def compute_optimal_allocation(
     compute: float, tokens_per_parameter: float = 20.0
 ) -> tuple[float, float]:
@@ -288,7 +288,7 @@ def compute_optimal_allocation(
     return n_params, tokens_per_parameter * n_params
 
 
-# %% notebooks/09_scaling.ipynb, cell 49: 9.4 Memory
+# %% notebooks/09_scaling.ipynb, cell 50: 9.4 Memory
 def training_memory_estimate(
     n_params: int, *, bytes_per_value: int = 4, optimizer_states: int = 2
 ) -> dict[str, int]:
@@ -315,7 +315,7 @@ def tensor_bytes(tensors) -> int:
     return sum(storages.values())
 
 
-# %% notebooks/09_scaling.ipynb, cell 51: 9.4 Memory
+# %% notebooks/09_scaling.ipynb, cell 52: 9.4 Memory
 def saved_activation_bytes(
     model: nn.Module,
     x: torch.Tensor,
@@ -343,7 +343,7 @@ def saved_activation_bytes(
     return sum(saved.values())
 
 
-# %% notebooks/09_scaling.ipynb, cell 60: 9.5 Many processes: data-parallel training
+# %% notebooks/09_scaling.ipynb, cell 61: 9.5 Many processes: data-parallel training
 @dataclass
 class DataParallelSettings:
     """What :func:`data_parallel_train` trains: a :class:`~minillm.gpt.GPT` built from
@@ -362,7 +362,7 @@ class DataParallelSettings:
     grads_path: str | None = None
 
 
-# %% notebooks/09_scaling.ipynb, cell 62: 9.5 Many processes: data-parallel training
+# %% notebooks/09_scaling.ipynb, cell 63: 9.5 Many processes: data-parallel training
 def join_process_group() -> tuple[int, int, str | None, torch.device]:
     """``(rank, world_size, backend, device)`` of this process.
 
@@ -382,7 +382,7 @@ def join_process_group() -> tuple[int, int, str | None, torch.device]:
     return dist.get_rank(), world, backend, device
 
 
-# %% notebooks/09_scaling.ipynb, cell 64: 9.5 Many processes: data-parallel training
+# %% notebooks/09_scaling.ipynb, cell 65: 9.5 Many processes: data-parallel training
 def train_replica(
     settings: DataParallelSettings,
     rank: int,
@@ -413,7 +413,7 @@ def train_replica(
     return model, history
 
 
-# %% notebooks/09_scaling.ipynb, cell 66: 9.5 Many processes: data-parallel training
+# %% notebooks/09_scaling.ipynb, cell 67: 9.5 Many processes: data-parallel training
 def data_parallel_train(settings: DataParallelSettings) -> dict:
     """Train with data parallelism over the processes that ``torchrun`` started, or
     alone without it.
@@ -450,7 +450,7 @@ def data_parallel_train(settings: DataParallelSettings) -> dict:
             dist.destroy_process_group()
 
 
-# %% notebooks/09_scaling.ipynb, cell 68: 9.5 Many processes: data-parallel training
+# %% notebooks/09_scaling.ipynb, cell 69: 9.5 Many processes: data-parallel training
 DDP_SCRIPT = '''\
 """Run by every process that torchrun starts:
 torchrun --nproc_per_node=P train_ddp.py settings.json result.json"""
@@ -492,7 +492,7 @@ def _child_environment(nproc: int) -> dict[str, str]:
     }
 
 
-# %% notebooks/09_scaling.ipynb, cell 70: 9.5 Many processes: data-parallel training
+# %% notebooks/09_scaling.ipynb, cell 71: 9.5 Many processes: data-parallel training
 def _run_to_the_end(command: list[str], env: dict, timeout: float) -> tuple[int, str]:
     """Run ``command``; return its exit code and its output (stdout and stderr). After
     ``timeout`` seconds, stop it with all of its children and raise ``TimeoutError``."""
@@ -515,7 +515,7 @@ def _run_to_the_end(command: list[str], env: dict, timeout: float) -> tuple[int,
     return process.returncode, output
 
 
-# %% notebooks/09_scaling.ipynb, cell 72: 9.5 Many processes: data-parallel training
+# %% notebooks/09_scaling.ipynb, cell 73: 9.5 Many processes: data-parallel training
 def launch_data_parallel(
     settings: DataParallelSettings, nproc: int = 2, timeout: float = 300.0
 ) -> dict:
@@ -544,7 +544,7 @@ def launch_data_parallel(
         return json.loads(result_path.read_text())
 
 
-# %% notebooks/09_scaling.ipynb, cell 76: 9.6 Quantization: int8 weights
+# %% notebooks/09_scaling.ipynb, cell 77: 9.6 Quantization: int8 weights
 def serialized_bytes(model: nn.Module) -> int:
     """The size in bytes of ``model.state_dict()`` saved with ``torch.save``."""
     import io
