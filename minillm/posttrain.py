@@ -12,14 +12,13 @@ from __future__ import annotations
 __all__ = [
     'Task', 'make_word', 'sample_task', 'statement', 'instruction', 'check_answer',
     'distinct_tasks', 'chat_tokenizer', 'render_chat', 'parse_chat', 'sample_replies',
-    'reply_text', 'exact_match', 'option_logprobs', 'bits_per_byte', 'encode_chat',
-    'sft_example', 'pad_batch', 'dpo_loss', 'token_logprobs', 'sequence_logprobs',
+    'reply_text', 'exact_match', 'option_logprobs', 'encode_chat', 'sft_example',
+    'pad_batch', 'pack_examples', 'dpo_loss', 'token_logprobs', 'sequence_logprobs',
     'group_advantages', 'grpo_loss'
 ]
 
 
 # %% notebooks/11_post_training.ipynb, cell 7: 11.2 A world of checkable tasks
-import math
 import random
 import re
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from minillm.support import (
     check_logps,
     check_messages,
     check_number,
+    check_packable,
     check_reply_mask,
     check_rewards,
 )
@@ -271,25 +271,7 @@ def option_logprobs(model, tokenizer, context: str, options: list[str]):
     return torch.stack(sums), torch.tensor(counts)
 
 
-# %% notebooks/11_post_training.ipynb, cell 40: 11.5 Measuring: exact match, multiple...
-@torch.no_grad()
-def bits_per_byte(model, tokenizer, text: str) -> float:
-    """Negative log-likelihood of ``text`` in bits per UTF-8 byte. The text is cut into
-    windows of ``block_size`` predictions; the first token of each window is context
-    only, so only the first token of the text is not scored."""
-    ids = torch.tensor(tokenizer.encode(text))
-    T = model.config.block_size
-    nats, n_bytes = 0.0, 0
-    for start in range(0, len(ids) - 1, T):
-        window = ids[start : start + T + 1][None]  # (1, <= T + 1)
-        logits, _ = model(window[:, :-1])
-        targets = window[0, 1:]
-        nats += F.cross_entropy(logits[0].float(), targets, reduction="sum").item()
-        n_bytes += sum(len(tokenizer.vocab[i]) for i in targets.tolist())
-    return nats / math.log(2) / n_bytes
-
-
-# %% notebooks/11_post_training.ipynb, cell 45: 11.6 Supervised fine-tuning on the as...
+# %% notebooks/11_post_training.ipynb, cell 44: 11.6 Supervised fine-tuning on the as...
 def encode_chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[bool]]:
     """The token ids of ``render_chat(messages)`` and, for each token, whether it
     belongs to an assistant reply (its text and its closing END)."""
@@ -312,7 +294,7 @@ def sft_example(ids: list[int], is_reply: list[bool]):
     return inputs, targets
 
 
-# %% notebooks/11_post_training.ipynb, cell 48: 11.6 Supervised fine-tuning on the as...
+# %% notebooks/11_post_training.ipynb, cell 47: 11.6 Supervised fine-tuning on the as...
 def pad_batch(examples, pad_id: int):
     """Right-pad ``(inputs, targets)`` pairs into two (B, T_max) tensors; padded
     targets are ``IGNORE_INDEX``."""
@@ -324,7 +306,28 @@ def pad_batch(examples, pad_id: int):
     return inputs, targets
 
 
-# %% notebooks/11_post_training.ipynb, cell 59: 11.7 Direct preference optimization
+# %% notebooks/11_post_training.ipynb, cell 48: 11.6 Supervised fine-tuning on the as...
+def pack_examples(examples, block_size: int, pad_id: int):
+    """Put ``(inputs, targets)`` pairs end to end, in order, into rows of at most
+    ``block_size`` positions (an example never straddles two rows), then pad the rows
+    with :func:`pad_batch`: two (R, T_max) tensors. Without a mask between examples, a
+    token of a row attends to the examples before it in that row."""
+    check_packable(examples, block_size)
+    rows, row, used = [], [], 0
+    for x, y in examples:
+        if used + len(x) > block_size:
+            rows.append(row)
+            row, used = [], 0
+        row.append((x, y))
+        used += len(x)
+    rows.append(row)
+    joined = [
+        (torch.cat([x for x, _ in r]), torch.cat([y for _, y in r])) for r in rows
+    ]
+    return pad_batch(joined, pad_id)
+
+
+# %% notebooks/11_post_training.ipynb, cell 65: 11.7 Direct preference optimization
 def dpo_loss(
     policy_chosen_logps,
     policy_rejected_logps,
@@ -347,7 +350,7 @@ def dpo_loss(
     return -F.logsigmoid(beta * (chosen - rejected)).mean()
 
 
-# %% notebooks/11_post_training.ipynb, cell 63: 11.7 Direct preference optimization
+# %% notebooks/11_post_training.ipynb, cell 69: 11.7 Direct preference optimization
 def token_logprobs(model, inputs, targets) -> torch.Tensor:
     """log p(target) at each position, (B, T); 0 where the target is IGNORE_INDEX."""
     logits, _ = model(inputs)
@@ -362,7 +365,7 @@ def sequence_logprobs(model, inputs, targets) -> torch.Tensor:
     return token_logprobs(model, inputs, targets).sum(-1)
 
 
-# %% notebooks/11_post_training.ipynb, cell 74: 11.8 Reinforcement learning with veri...
+# %% notebooks/11_post_training.ipynb, cell 80: 11.8 Reinforcement learning with veri...
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     """Rewards (n_groups, G), one row per prompt, standardised within each row."""
     check_rewards(rewards)
@@ -371,7 +374,7 @@ def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return (rewards - mean) / (std + eps)
 
 
-# %% notebooks/11_post_training.ipynb, cell 77: 11.8 Reinforcement learning with veri...
+# %% notebooks/11_post_training.ipynb, cell 83: 11.8 Reinforcement learning with veri...
 def grpo_loss(
     logps,
     old_logps,

@@ -1923,3 +1923,18 @@ def check_paired_outcomes(correct_a, correct_b) -> None:
             "correct_a and correct_b must hold the same N >= 1 examples, one entry "
             f"each, got {_shape(correct_a)} and {_shape(correct_b)}"
         )
+
+
+def check_packable(examples, block_size: int) -> None:
+    """(inputs, targets) pairs of equal lengths, each at most ``block_size`` long."""
+    check_int("block_size", block_size)
+    if len(examples) == 0:
+        raise ValueError("examples is empty: there is nothing to pack")
+    for i, (x, y) in enumerate(examples):
+        if len(x) != len(y):
+            raise ValueError(f"example {i}: {len(x)} inputs but {len(y)} targets")
+        if len(x) > block_size:
+            raise ValueError(
+                f"example {i} has {len(x)} positions, more than block_size={block_size}: "
+                "it cannot be packed without cutting it (raise block_size)"
+            )

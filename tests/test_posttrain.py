@@ -11,14 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minillm.llama import Llama, LlamaConfig
+from minillm.llama import Llama, LlamaConfig, bits_per_byte
 from minillm.posttrain import (
     IGNORE_INDEX,
     KINDS,
     HELD_OUT_PHRASINGS,
     TRAIN_PHRASINGS,
     Task,
-    bits_per_byte,
     chat_tokenizer,
     check_answer,
     distinct_tasks,
@@ -29,6 +28,7 @@ from minillm.posttrain import (
     grpo_loss,
     instruction,
     option_logprobs,
+    pack_examples,
     pad_batch,
     parse_chat,
     render_chat,
@@ -314,3 +314,68 @@ def test_bits_per_byte_is_the_loss_in_bits_per_byte():
     accented = "café\n" * 10
     assert len(accented.encode()) == 60
     assert bits_per_byte(model, TOK, accented) > 0
+
+
+def test_bits_per_byte_refuses_what_it_cannot_score():
+    model = tiny_model(5)
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        bits_per_byte(model, TOK, "x")
+
+    class AddsABeginning:  # as a tokenizer that puts a BOS token first would
+        def encode(self, text):
+            return [256] + TOK.encode(text)
+
+        def decode(self, ids):
+            return TOK.decode(ids)
+
+    with pytest.raises(ValueError, match="does not decode the text's tokens back"):
+        bits_per_byte(model, AddsABeginning(), "3+5=8")
+
+
+def test_bits_per_byte_of_a_character_model_is_its_loss_over_ln_2():
+    from minillm.gpt import GPT, GPTConfig
+    from minillm.tokenization import CharTokenizer
+
+    text = "to be or not to be, that is the question\n" * 3
+    tok = CharTokenizer.from_text(text)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=200, n_layers=1, n_heads=2,
+                          d_model=16)).eval()
+    ids = torch.tensor(tok.encode(text))[None]
+    with torch.no_grad():
+        _, loss = model(ids[:, :-1], ids[:, 1:])  # one window: every character after the first
+    assert bits_per_byte(model, tok, text) == pytest.approx(loss.item() / math.log(2), rel=1e-5)
+
+
+def test_pack_examples_keeps_every_example_whole_and_in_order():
+    rng = torch.Generator().manual_seed(0)
+    examples = []
+    for n in (5, 9, 3, 12, 7, 1, 10):
+        x = torch.randint(256, (n,), generator=rng)
+        y = torch.where(torch.rand(n, generator=rng) < 0.5, x, IGNORE_INDEX)
+        examples.append((x, y))
+    x, y = pack_examples(examples, 16, END_ID)
+    # in order, a new row when the next example does not fit: [5, 9] [3, 12] [7, 1] [10]
+    assert x.shape == (4, 15)
+    lengths = [[5, 9], [3, 12], [7, 1], [10]]
+    k = 0
+    for row, row_lengths in enumerate(lengths):
+        at = 0
+        for n in row_lengths:
+            assert torch.equal(x[row, at : at + n], examples[k][0])
+            assert torch.equal(y[row, at : at + n], examples[k][1])
+            at, k = at + n, k + 1
+        assert (x[row, at:] == END_ID).all() and (y[row, at:] == IGNORE_INDEX).all()
+    # the same targets count, packed or padded: nothing gained or lost
+    counted = sum((yy != IGNORE_INDEX).sum().item() for _, yy in examples)
+    assert (y != IGNORE_INDEX).sum().item() == counted == (pad_batch(examples, END_ID)[1] != IGNORE_INDEX).sum().item()
+
+
+def test_pack_examples_refuses_what_it_would_have_to_cut():
+    long = (torch.zeros(17, dtype=torch.long), torch.zeros(17, dtype=torch.long))
+    with pytest.raises(ValueError, match="example 1 has 17 positions, more than block_size=16"):
+        pack_examples([(torch.zeros(3, dtype=torch.long),) * 2, long], 16, END_ID)
+    with pytest.raises(ValueError, match="3 inputs but 2 targets"):
+        pack_examples([(torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long))], 16, END_ID)
+    with pytest.raises(ValueError, match="nothing to pack"):
+        pack_examples([], 16, END_ID)
