@@ -5,6 +5,8 @@ Fails when an equation is left as raw TeX or MathJax reports an error, an image 
 broken, a figure has no number ("Fig. N"), no caption or no alt text, an output shows a traceback, or a chapter lacks its Colab button or hidden solutions,
 shows a live widget (an empty box in a static page), or when the static attention explorers of
 chapters 3, 6 and 7 (``minillm.viz.attention_html``) do not react to the reader.
+At a 1280 px window it also fails when a code cell scrolls sideways, the glossary table overflows
+the text column, or a figure is shrunk so far that its labels are illegible.
 """
 
 from __future__ import annotations
