@@ -185,19 +185,21 @@ def plot_heads(
     tokens: Sequence[str],
     key_tokens: Sequence[str] | None = None,
     *,
-    ncols: int = 4,
+    ncols: int = 2,
     title: str | None = None,
     head_names: Sequence[str] | None = None,
     shared_scale: bool = True,
     fig=None,
-    fontsize: float = 7,
+    fontsize: float = 8,
 ):
     """Draw the attention maps of all the heads of one layer in a grid; return the ``Figure``.
 
     Args:
         weights: (n_heads, T_q, T_k) attention weights.
         tokens, key_tokens: as in :func:`plot_attention`.
-        ncols: heads per row of the grid.
+        ncols: heads per row of the grid. Two by default: the book's text column is about
+            7.5 inches wide at matplotlib's 100 dpi, and a row of four maps shrunk into it
+            leaves labels too small to read (tests/test_rendered_book.py checks this).
         head_names: a subplot title per head (default ``"head 0"``, ``"head 1"``, ...).
         shared_scale: one colour scale (0 to the largest weight of the layer) and one colour bar for
             all heads, so that heads can be compared; with False each head uses its own scale.
@@ -223,6 +225,8 @@ def plot_heads(
         raise ValueError(f"head_names has {len(names)} names for {n_heads} heads")
     ncols = min(ncols, n_heads)
     nrows = math.ceil(n_heads / ncols)
+    # a map's side: room for its token labels, at most 4 inches (two maps and the colour bar
+    # then fit in 9.2 inches, shown at about 80 % in the page)
     cell = min(4.0, 1.6 + 0.12 * max(t_q, t_k))
     figsize = (cell * ncols + 1.2, cell * nrows + (0.6 if title else 0.2))
     if fig is None:

@@ -5,6 +5,8 @@ Fails when an equation is left as raw TeX or MathJax reports an error, an image 
 broken, a figure has no number ("Fig. N"), no caption or no alt text, an output shows a traceback, or a chapter lacks its Colab button or hidden solutions,
 shows a live widget (an empty box in a static page), or when the static attention explorers of
 chapters 3, 6 and 7 (``minillm.viz.attention_html``) do not react to the reader.
+At a 1280 px window it also fails when a code cell scrolls sideways, the glossary table overflows
+the text column, or a figure is shrunk so far that its labels are illegible.
 """
 
 from __future__ import annotations
@@ -255,3 +257,88 @@ def test_attention_explorer(page, server, rel):
     page.keyboard.press("ArrowRight")
     assert outlined() == [2]
     assert page.errors == [], f"JavaScript errors on {rel}: {page.errors}"
+
+
+# ---------------------------------------------------------------------------------------
+# Layout at a 1280 px wide window (book/_static/minillm.css), both sidebars as the theme
+# shows them at that width.
+
+# Every code block of a cell input (folded ones unfolded first, since a reader opens them),
+# and every output block, that is wider than its box: it would scroll sideways.
+OVERFLOW_JS = r"""
+sel => {
+  document.querySelectorAll('main details').forEach(d => { d.open = true; });
+  return Array.from(document.querySelectorAll(sel))
+    .filter(p => p.scrollWidth > p.clientWidth + 1)
+    .map(p => `${p.scrollWidth} > ${p.clientWidth} px: ${p.textContent.trim().split('\n')[0].slice(0, 70)}`);
+}
+"""
+
+
+def test_code_fits_the_column(page, server):
+    """Code lines are at most 88 characters (STYLE.md): at 1280 px no code cell scrolls sideways.
+
+    Visits every chapter page; a failure lists each offending block by page and first line.
+    """
+    offenders = []
+    for rel in NOTEBOOK_PAGES:
+        _open(page, server, rel)
+        offenders += [f"{rel}: {o}" for o in page.evaluate(OVERFLOW_JS, "main .cell_input pre")]
+    assert NOTEBOOK_PAGES and offenders == [], "code that scrolls sideways at 1280 px:\n" + "\n".join(offenders)
+    # and not by making it tiny: the code font stays readable
+    size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('main .cell_input pre')).fontSize)")
+    assert size >= 12, f"the code font is {size} px"
+
+
+def test_glossary_fits_the_column(page, server):
+    """The glossary's four columns (the last one Chinese) share the text column: nothing is cut off."""
+    _open(page, server, "book/glossary.html")
+    table = page.locator("main table").first
+    widths = table.evaluate(
+        "t => [t.getBoundingClientRect().right, t.parentElement.getBoundingClientRect().right,"
+        " t.parentElement.scrollWidth, t.parentElement.clientWidth,"
+        " document.querySelector('article.bd-article').getBoundingClientRect().right]")
+    right, box_right, scroll, client, article_right = widths
+    assert scroll <= client + 1 and right <= box_right + 1, f"the glossary table overflows its box: {widths}"
+    assert box_right <= article_right + 1, f"the glossary's box is wider than the article: {widths}"
+    cut = table.evaluate(
+        "t => Array.from(t.querySelectorAll('th, td')).filter(c => c.scrollWidth > c.clientWidth + 1)"
+        ".map(c => c.textContent.trim().slice(0, 40))")
+    assert cut == [], f"glossary cells whose text is cut off: {cut[:5]}"
+
+
+# Figures are PNGs drawn by matplotlib at its default 100 dpi, where a label at the default
+# 10 pt is 10 / 72 * 100 = 13.9 px tall (its em size) at 100 %. The page scales a figure wider
+# than the column down to fit, and its labels with it.
+LABEL_PX_AT_100 = 10 / 72 * 100
+MIN_LABEL_PX = 8.0
+
+FIGURE_SCALE_JS = r"""
+() => Array.from(document.querySelectorAll('main .cell_output figure img')).map(img => [
+  (img.closest('figure') || {}).id || img.getAttribute('src'),
+  img.naturalWidth, img.getBoundingClientRect().width])
+"""
+
+
+def test_figures_are_legible_at_page_width(page, server):
+    """No figure is shrunk so far that its labels become unreadable.
+
+    Effective label height = (displayed width / natural width) * 13.9 px, the height of a
+    default 10 pt matplotlib label at the default 100 dpi. The threshold, 8 px, is half the
+    book's 16 px body text: below it tick labels and legends are a blur of pixels (a 10 pt
+    label reaches it when a figure is shown at 58 % of its size, e.g. a 1,260 px wide
+    figure in the 728 px column). A figure that fails is too wide for the page: fewer panels
+    per row, or a smaller figsize with the same fonts. (Figures that set smaller fonts than
+    the default have less margin than this test assumes; minillm.viz keeps them >= 9 pt.)
+    Visits every chapter page at 1280 px.
+    """
+    small = []
+    for rel in NOTEBOOK_PAGES:
+        _open(page, server, rel)
+        for name, natural, shown in page.evaluate(FIGURE_SCALE_JS):
+            assert natural > 0, f"{rel}: figure {name} did not load"
+            label = LABEL_PX_AT_100 * shown / natural
+            if label < MIN_LABEL_PX:
+                small.append(f"{rel}: {name} ({natural} px wide, shown at {shown:.0f} px: "
+                             f"10 pt labels {label:.1f} px)")
+    assert NOTEBOOK_PAGES and small == [], "figures too small to read at page width:\n" + "\n".join(small)

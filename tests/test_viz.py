@@ -107,6 +107,21 @@ def test_plot_heads_grid(n_heads, ncols, rows):
     assert fig._suptitle.get_text() == "layer 0"
 
 
+def test_plot_heads_default_fits_the_page():
+    """Four heads of 32 tokens (chapter 7's grid): two per row by default, at most 9.5 inches
+    wide (shown at >= 77 % in the book's 7.4-inch column, so labels stay legible:
+    tests/test_rendered_book.py), tick labels >= 8 pt, and whitespace tokens drawn visibly."""
+    tokens = list("ROMEO:\nWhat is the matter, man?")[:32]
+    w = torch.stack([_rows(len(tokens), len(tokens), seed=h) for h in range(4)])
+    fig = plot_heads(w, tokens, title="layer 0")
+    head_axes = [ax for ax in fig.axes if ax.images]
+    assert sum(ax.get_ylabel() == "query" for ax in head_axes) == 2  # 2 rows of 2
+    assert fig.get_size_inches()[0] <= 9.5
+    ticks = head_axes[0].get_yticklabels()
+    assert min(t.get_fontsize() for t in ticks) >= 8
+    assert "␣" in _labels(ticks) and "\\n" in _labels(ticks) and " " not in _labels(ticks)
+
+
 def test_plot_heads_own_scales_and_names():
     w = torch.stack([_rows(3, 3, seed=0) * 0.5, _rows(3, 3, seed=1)])
     fig = plot_heads(w, list("abc"), shared_scale=False, head_names=["previous", "same"])
