@@ -105,3 +105,69 @@ def test_a_name_repeated_in_another_cell_is_still_reported(tmp_path):
     _figure_notebook(tmp_path, "fig-t-loop")
     rc, err = _sphinx(tmp_path)
     assert rc != 0 and 'Duplicate explicit target name: "fig-t-loop"' in err
+
+
+def _chapters(path: Path) -> None:
+    """A root page and two chapter pages, each with a figure, an equation and an exercise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1])
+    fig.savefig(path / "line.png")
+    plt.close(fig)
+    (path / "notebooks").mkdir()
+    for n in (1, 2):
+        body = "\n".join(
+            [
+                f"# Chapter {n}",
+                "",
+                f"## {n}.1 A section",
+                "",
+                "```{figure} ../line.png",
+                f":name: fig-c{n}",
+                "",
+                f"A caption of chapter {n}.",
+                "```",
+                "",
+                "```{math}",
+                f":label: eq-c{n}",
+                "x = 1",
+                "```",
+                "",
+                f"```{{exercise}} Exercise of chapter {n}",
+                f":label: ex-c{n}",
+                "",
+                "Do it.",
+                "```",
+                "",
+            ]
+        )
+        (path / "notebooks" / f"0{n}_chapter.md").write_text(body)
+    (path / "index.md").write_text(
+        "# Book\n\n```{toctree}\nnotebooks/01_chapter\nnotebooks/02_chapter\n```\n"
+    )
+    ext = Path(book_fixes.__file__).parent
+    (path / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(ext)!r})\n"
+        "extensions = ['myst_parser', 'sphinx_exercise', 'book_fixes']\n"
+        "numfig = True\nmath_numfig = True\nmyst_enable_extensions = ['amsmath']\n"
+    )
+
+
+def test_numbers_restart_in_each_chapter_and_headings_stay_as_written(tmp_path):
+    _chapters(tmp_path)
+    rc, err = _sphinx(tmp_path)
+    assert rc == 0, err
+    for n in (1, 2):
+        page = (tmp_path / "_out" / "notebooks" / f"0{n}_chapter.html").read_text()
+        assert f'<span class="caption-number">Fig. {n}.1 </span>' in page
+        assert f"Exercise {n}.1" in page
+        assert f'<span class="eqno">({n}.1)' in page
+        # the headings keep their own numbers; Sphinx adds none ("1.1. 1.1 A section")
+        assert f">{n}.1 A section<" in page
+        assert 'class="section-number"' not in page
+    assert book_fixes.chapter_number("notebooks/05_layernorm_and_blocks") == 5
+    assert book_fixes.chapter_number("book/intro") is None

@@ -12,8 +12,11 @@ from minillm.exercises import ExerciseFailed, ch07
 from exercise_helpers import _hint
 
 
-def mask_ok(t_q, t_k):
-    return torch.arange(t_k)[None, :] <= torch.arange(t_k - t_q, t_k)[:, None]
+def pairs_ok(prompt_len, n_new, cache):
+    lengths = range(prompt_len, prompt_len + n_new)
+    if cache:  # the prompt's triangle, then one query per later pass
+        return prompt_len * (prompt_len + 1) // 2 + sum(lengths[1:])
+    return sum(t * (t + 1) // 2 for t in lengths)
 
 
 def top_k_ok(logits, k):
@@ -39,7 +42,7 @@ def step_ok(q, k, v, k_past, v_past):
 
 
 def test_correct_answers_pass(capsys):
-    ch07.check_cache_causal_mask(mask_ok)
+    ch07.check_query_key_pairs(pairs_ok)
     ch07.check_top_k_logits(top_k_ok)
     ch07.check_top_p_logits(top_p_ok)
     ch07.check_gpt2_parameter_count(count_ok)
@@ -49,22 +52,28 @@ def test_correct_answers_pass(capsys):
 
 def test_library_functions_pass_as_answers():
     """The package's own implementations agree with the checkers' references."""
-    from minillm.attention import causal_mask
     from minillm.gpt import GPTConfig, top_k_filter, top_p_filter
 
-    ch07.check_cache_causal_mask(causal_mask)
     ch07.check_top_k_logits(top_k_filter)
     ch07.check_top_p_logits(top_p_filter)
     ch07.check_gpt2_parameter_count(lambda v, b, l, d: GPTConfig(vocab_size=v, block_size=b, n_layers=l, n_heads=1, d_model=d).num_parameters())
 
 
 
-def test_causal_mask_hints():
-    assert "shift it by t_k - t_q" in _hint(
-        ch07.check_cache_causal_mask, lambda t_q, t_k: torch.ones(t_q, t_k, dtype=torch.bool).tril())
-    assert "swapped" in _hint(ch07.check_cache_causal_mask, lambda t_q, t_k: ~mask_ok(t_q, t_k))
-    assert "its own position" in _hint(
-        ch07.check_cache_causal_mask, lambda t_q, t_k: torch.arange(t_k)[None, :] < torch.arange(t_k - t_q, t_k)[:, None])
+def test_query_key_pairs_hints():
+    def square(p, n, cache):
+        return p * p + sum(range(p + 1, p + n)) if cache else sum(t * t for t in range(p, p + n))
+
+    assert "T(T + 1) / 2 pairs, not T^2" in _hint(ch07.check_query_key_pairs, square)
+    assert "one pass too many" in _hint(ch07.check_query_key_pairs, lambda p, n, c: pairs_ok(p, n + 1, c))
+    assert "the first pass still runs the whole prompt" in _hint(
+        ch07.check_query_key_pairs, lambda p, n, c: sum(range(p, p + n)) if c else pairs_ok(p, n, c))
+    assert "a pass after the first scores one query" in _hint(
+        ch07.check_query_key_pairs, lambda p, n, c: pairs_ok(p, n, False))
+    assert "every pass recomputes" in _hint(ch07.check_query_key_pairs, lambda p, n, c: pairs_ok(p, n, True))
+    assert "its own key" in _hint(
+        ch07.check_query_key_pairs,
+        lambda p, n, c: pairs_ok(p, n, c) - (p + n - 1 if c else sum(range(p, p + n))))
 
 
 def test_top_k_hints():

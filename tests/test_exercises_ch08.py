@@ -9,13 +9,24 @@ from minillm.exercises import ch08
 from exercise_helpers import _hint
 
 
-def freeze_ok(model, prefixes):
-    for name, p in model.named_parameters():
-        p.requires_grad = name.startswith(tuple(prefixes))
+def lrs_ok(model, n_layers, base_lr, decay):
+    lrs = {}
+    for name, _ in model.named_parameters():
+        depth = 0  # the head
+        if name.startswith("bert.blocks."):
+            depth = n_layers - int(name.split(".")[2])
+        elif name.startswith("bert.embeddings."):
+            depth = n_layers + 1
+        lrs[name] = base_lr * decay**depth
+    return lrs
 
 
-def count_ok(model):
-    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+def grads_ok(x, A, B, alpha, grad_out):
+    """By autograd, as the checker's reference is written by hand."""
+    A, B = A.clone().requires_grad_(), B.clone().requires_grad_()
+    y = alpha / A.shape[0] * (x @ A.T) @ B.T
+    (y * grad_out).sum().backward()
+    return A.grad, B.grad
 
 
 def lora_ok(x, weight, bias, A, B, alpha):
@@ -33,9 +44,9 @@ def last_ok(hidden, mask):
 
 
 def test_correct_answers_pass(capsys):
-    ch08.check_freeze_all_but(freeze_ok)
-    ch08.check_count_trainable(count_ok)
+    ch08.check_layerwise_lrs(lrs_ok)
     ch08.check_lora_forward(lora_ok)
+    ch08.check_lora_grads(grads_ok)
     ch08.check_masked_accuracy(accuracy_ok)
     ch08.check_last_token_states(last_ok)
     assert capsys.readouterr().out.count("Correct:") == 5
@@ -43,9 +54,7 @@ def test_correct_answers_pass(capsys):
 
 def test_library_functions_pass_as_answers():
     """The package's own implementations agree with the checkers' references."""
-    from minillm.finetune import LoRALinear, count_parameters
-
-    ch08.check_count_trainable(lambda m: count_parameters(m, trainable_only=True))
+    from minillm.finetune import LoRALinear
 
     def lora_layer(x, weight, bias, A, B, alpha):
         base = torch.nn.Linear(weight.shape[1], weight.shape[0], dtype=weight.dtype)
@@ -61,31 +70,53 @@ def test_library_functions_pass_as_answers():
     ch08.check_lora_forward(lora_layer)
 
 
-def test_freeze_hints():
-    def substring(model, prefixes):
-        for name, p in model.named_parameters():
-            p.requires_grad_(any(prefix in name for prefix in prefixes))
-
-    def only_freezes(model, prefixes):
-        for name, p in model.named_parameters():
-            if not name.startswith(tuple(prefixes)):
-                p.requires_grad = False
-
-    def inverted(model, prefixes):
-        for name, p in model.named_parameters():
-            p.requires_grad = not name.startswith(tuple(prefixes))
-
-    assert "*start* with a prefix" in _hint(ch08.check_freeze_all_but, substring)
-    assert "a head that was frozen before" in _hint(ch08.check_freeze_all_but, only_freezes)
-    assert "other way round" in _hint(ch08.check_freeze_all_but, inverted)
-    assert "nothing changed" in _hint(ch08.check_freeze_all_but, lambda model, prefixes: None)
+def _rule(rule):
+    return lambda m, n, lr, d: {name: rule(name, n, lr, d) for name, _ in m.named_parameters()}
 
 
-def test_count_hints():
-    assert "requires_grad = True" in _hint(ch08.check_count_trainable, lambda m: sum(p.numel() for p in m.parameters()))
-    tied_twice = lambda m: sum(p.numel() for _, p in m.named_parameters(remove_duplicate=False) if p.requires_grad)
-    assert "count it once" in _hint(ch08.check_count_trainable, tied_twice)
-    assert "p.numel()" in _hint(ch08.check_count_trainable, lambda m: len([p for p in m.parameters() if p.requires_grad]))
+def _depth(name, n):
+    if name.startswith("bert.blocks."):
+        return int(name.split(".")[2])
+    return -1 if name.startswith("bert.embeddings.") else n
+
+
+def test_layerwise_lrs_hints():
+    def blocks(rule):  # the reference everywhere but in the blocks
+        def lrs(m, n, lr, d):
+            ok = lrs_ok(m, n, lr, d)
+            return {k: rule(_depth(k, n), n, lr, d) if k.startswith("bert.blocks.") else v for k, v in ok.items()}
+        return lrs
+
+    upside_down = blocks(lambda i, n, lr, d: lr * d ** (i + 1))
+    assert "wrong way" in _hint(ch08.check_layerwise_lrs, upside_down)
+    top_at_base = blocks(lambda i, n, lr, d: lr * d ** (n - 1 - i))
+    assert "off by one" in _hint(ch08.check_layerwise_lrs, top_at_base)
+    embeddings_as_block_0 = _rule(lambda name, n, lr, d: lr * d ** (n - max(_depth(name, n), 0)))
+    assert "one step below the first block" in _hint(ch08.check_layerwise_lrs, embeddings_as_block_0)
+
+    def pooler_low(m, n, lr, d):
+        lrs = lrs_ok(m, n, lr, d)
+        return {k: lr * d ** (n + 1) if k.startswith("bert.pooler.") else v for k, v in lrs.items()}
+
+    assert "pooler belongs to the head" in _hint(ch08.check_layerwise_lrs, pooler_low)
+    assert "multiply by decay" in _hint(ch08.check_layerwise_lrs, _rule(lambda name, n, lr, d: lr))
+    assert "missing" in _hint(
+        ch08.check_layerwise_lrs, lambda m, n, lr, d: {k: v for k, v in lrs_ok(m, n, lr, d).items() if "pooler" not in k})
+    assert "return a dict" in _hint(ch08.check_layerwise_lrs, lambda m, n, lr, d: list(lrs_ok(m, n, lr, d).values()))
+
+
+def test_lora_grads_hints():
+    def scaled(s):
+        return lambda x, A, B, alpha, g: tuple(t * s(alpha, A) / (alpha / A.shape[0]) for t in grads_ok(x, A, B, alpha, g))
+
+    assert "alpha / r, and so are both" in _hint(ch08.check_lora_grads, scaled(lambda alpha, A: 1.0))
+    assert "not alpha" in _hint(ch08.check_lora_grads, scaled(lambda alpha, A: alpha))
+    assert "grad_A is zero only where B is zero" in _hint(
+        ch08.check_lora_grads, lambda x, A, B, alpha, g: (torch.zeros_like(A), grads_ok(x, A, B, alpha, g)[1]))
+    assert "every position" in _hint(ch08.check_lora_grads, lambda x, A, B, alpha, g: grads_ok(x[0], A, B, alpha, g[0]))
+    assert "the shape of its parameter" in _hint(
+        ch08.check_lora_grads, lambda x, A, B, alpha, g: tuple(t.T for t in grads_ok(x, A, B, alpha, g)))
+    assert "return a pair" in _hint(ch08.check_lora_grads, lambda x, A, B, alpha, g: grads_ok(x, A, B, alpha, g)[0])
 
 
 def test_lora_hints():

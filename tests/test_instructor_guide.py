@@ -43,11 +43,17 @@ def test_every_chapter_has_at_least_four_exercises_with_difficulty():
     items = exercise_index.exercises()
     for chapter in CHAPTERS:
         mine = [ex for ex in items if ex.notebook == chapter]
-        assert len(mine) >= 4, f"{chapter} has {len(mine)} exercises"
+        checked = [ex for ex in mine if not ex.is_open]
+        assert len(checked) >= 4, f"{chapter} has {len(checked)} exercises with a checker"
+        assert any(ex.is_open for ex in mine), f"{chapter} has no open question"
         assert all(1 <= ex.stars <= 3 for ex in mine)
         assert all(ex.label.startswith(f"ex-{int(chapter[:2])}-") for ex in mine), [ex.label for ex in mine]
     labels = [ex.label for ex in items]
     assert len(labels) == len(set(labels)), "two exercises share a label"
+    checkers = [ex.checker for ex in items if not ex.is_open]
+    assert len(checkers) == len(set(checkers)), "two exercises share a checker"
+    titles = [ex.title.lower() for ex in items]
+    assert len(titles) == len(set(titles)), "two exercises share a title (one repeats the other?)"
 
 
 def test_missing_checker_is_an_error(tmp_path):
@@ -55,6 +61,20 @@ def test_missing_checker_is_an_error(tmp_path):
     nb.write_text('{"cells": [{"cell_type": "markdown", "source": ["```{exercise-start} \\u2605 T\\n:label: ex-1-t\\n```"]}]}')
     with pytest.raises(ValueError, match="ex-1-t has no checker"):
         exercise_index.exercises(tmp_path)
+
+
+def test_open_question_needs_its_model_answer(tmp_path):
+    question = "```{exercise-start} \\u2605\\u2605 Open question: why?\\n:label: ex-1-why\\n```"
+    answer = "```{solution} ex-1-why\\n:class: dropdown\\n\\nBecause.\\n```"
+    nb = tmp_path / "01_x.ipynb"
+    cells = '{"cell_type": "markdown", "source": ["%s"]}'
+    nb.write_text('{"cells": [%s]}' % (cells % question))
+    with pytest.raises(ValueError, match="ex-1-why is not followed by its model answer"):
+        exercise_index.exercises(tmp_path)
+    nb.write_text('{"cells": [%s, %s]}' % (cells % question, cells % answer))
+    (found,) = exercise_index.exercises(tmp_path)
+    assert found.is_open and found.checker == "" and found.stars == 2
+    assert "open question: model answer" in exercise_index.table([found])
 
 
 def test_syllabus_has_eleven_weeks_and_every_chapter():

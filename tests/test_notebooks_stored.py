@@ -161,11 +161,18 @@ def test_exercises(path):
     cells = _cells(path)
     starts = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "{exercise-start}" in _src(c)]
     assert len(starts) >= 4, "every chapter has at least four exercises"
+    titles = [_src(cells[i]).splitlines()[0] for i in starts]
+    assert any("Open question:" in t for t in titles), "every chapter has an open question"
     for i in starts:
         text = _src(cells[i])
         label = re.search(r":label: (\S+)", text).group(1)
         title = text.splitlines()[0]
         assert re.search(r"★{1,3} ", title), f"{label}: difficulty (★ to ★★★) in the title"
+        if "Open question:" in title:  # a discussion question: its model answer in a dropdown
+            answer = _src(cells[i + 1])
+            assert cells[i + 1]["cell_type"] == "markdown" and f"```{{solution}} {label}\n" in answer
+            assert ":class: dropdown" in answer and len(answer.split()) > 40, f"{label}: no model answer"
+            continue
         # exercise, then a gated solution holding one solution cell, then the checker call
         rest = cells[i + 1 :]
         sol_start = next(k for k, c in enumerate(rest) if "{solution-start}" in _src(c))

@@ -129,10 +129,10 @@ def test_page_renders(page, server, rel):
 NOTEBOOK_PAGES = [p for p in PAGES if p.startswith("notebooks/")]
 
 # Each image a cell outputs: inside a <figure> with an id (a {numref} target), whose
-# <figcaption> starts with the number ("Fig. N") and has a caption text, and with alt text
-# that is words, not the file's path (which Sphinx writes when a cell gives none).
+# <figcaption> starts with the number ("Fig. 5.2" in chapter 5) and has a caption text, and
+# with alt text that is words, not the file's path (which Sphinx writes when a cell gives none).
 FIGURES_JS = r"""
-() => Array.from(document.querySelectorAll('main .cell_output img')).flatMap(img => {
+(chapter) => Array.from(document.querySelectorAll('main .cell_output img')).flatMap(img => {
   const src = img.getAttribute('src') || '';
   const alt = (img.getAttribute('alt') || '').trim();
   const figure = img.closest('figure');
@@ -141,7 +141,9 @@ FIGURES_JS = r"""
   const text = caption && caption.querySelector('.caption-text');
   const problems = [];
   if (!figure || !figure.id) problems.push('not in a figure with an id');
-  if (!number || !/^Fig\.\s*\d/.test(number.textContent.trim())) problems.push('no "Fig. N"');
+  // numbered per chapter: "Fig. 5.2" on chapter 5's page (book/_ext/book_fixes.py)
+  if (!number || !new RegExp(`^Fig\\.\\s*${chapter}\\.\\d+`).test(number.textContent.trim()))
+    problems.push(`no "Fig. ${chapter}.N"`);
   if (!text || text.textContent.trim().split(/\s+/).length < 5) problems.push('no caption');
   if (alt.split(/\s+/).length < 3 || /[\/\\]|\.(png|svg|jpe?g)\b/i.test(alt)
       || alt === src || src.endsWith(alt)) problems.push(`alt text ${JSON.stringify(alt)}`);
@@ -157,21 +159,29 @@ def test_chapter_page(page, server, rel):
     # figures drawn by the chapter's cells (the Colab button's logo is an image too, but not a figure)
     assert page.locator("main .cell_output img").count() > 0, "the chapter shows no figure"
     # every figure is numbered and captioned, and its image is described for screen readers
-    unlabelled = page.evaluate(FIGURES_JS)
+    chapter = int(rel.split("/")[-1][:2])
+    unlabelled = page.evaluate(FIGURES_JS, chapter)
     assert unlabelled == [], (
         f"figures on {rel} without a number, a caption or alt text: {unlabelled[:3]} "
         "(give the cell mystnb figure and image metadata: tests/test_figures.py)"
     )
     colab = f"https://colab.research.google.com/github/minillm-book/minillm/blob/main/{rel[:-5]}.ipynb"
     assert page.locator(f'a[href="{colab}"]').count() == 1, "no Colab launch button for this notebook"
+    # exercises are numbered per chapter too: "Exercise 5.1", ...
+    titles = page.evaluate(
+        "() => Array.from(document.querySelectorAll('div.exercise > p.admonition-title'), p => p.textContent)")
+    numbers = [m[1] for t in titles if (m := re.search(r"Exercise (\d+\.\d+)", t))]
+    assert numbers and numbers == [f"{chapter}.{k}" for k in range(1, len(numbers) + 1)], titles[:3]
     solutions = page.locator("div.solution")
     assert solutions.count() >= 4, "fewer than four exercise solutions"
     for i in range(solutions.count()):
         sol = solutions.nth(i)
         assert "dropdown" in sol.get_attribute("class")
-        body = sol.locator("pre")
-        assert body.count() >= 1, "the solution code is missing"
-        assert not body.first.is_visible(), "solution code is visible without clicking"
+        # a solution is code; an open question's model answer is prose
+        is_model_answer = "Open question" in sol.locator("p.admonition-title").first.text_content()
+        body = sol.locator("section p" if is_model_answer else "pre")
+        assert body.count() >= 1, "the solution code or model answer is missing"
+        assert not body.first.is_visible(), "a solution is visible without clicking"
     # the tools' machinery stays in the notebooks, out of the page (solutions included)
     code = page.evaluate("() => Array.from(document.querySelectorAll('main pre'), p => p.textContent)")
     machinery = [line.strip() for block in code for line in block.splitlines()

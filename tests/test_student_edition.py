@@ -45,6 +45,9 @@ def test_no_solution_survives_and_checkers_stay(path):
     student = student_edition.student_notebook(book)
     text = json.dumps(student)
     assert "BEGIN SOLUTION" not in text and "solution-start" not in text
+    # an open question stays, its model answer (a {solution} dropdown) goes
+    assert "```{solution}" not in text, "a model answer survived"
+    assert text.count("Open question:") == json.dumps(book).count("Open question:") >= 1
     # the cells that held solutions keep none of their solution lines (the same line may
     # legitimately appear in the chapter's own code elsewhere)
     pairs = [(b["source"], st["source"]) for b, st in zip(

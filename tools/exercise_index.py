@@ -1,8 +1,11 @@
 """The exercise index of the instructor guide, read from the notebooks.
 
 Every exercise in the book is a ```{exercise-start} directive whose title starts with its difficulty
-(★ to ★★★) and whose checker cell calls ``chNN.check_name(...)``. This script lists them all as the
-Markdown table that ``book/instructor_guide.md`` holds between two marker comments:
+(★ to ★★★). Most are checked: a checker cell after them calls ``chNN.check_name(...)``. An *open
+question* (a title that starts with "Open question:") is a discussion question with no checker;
+the cell after it must hold its model answer, a ```{solution} directive (a dropdown in the book,
+dropped from the student edition). This script lists them all as the Markdown table that
+``book/instructor_guide.md`` holds between two marker comments:
 
     python tools/exercise_index.py            # print the table
     python tools/exercise_index.py --write    # rewrite the table in the guide
@@ -27,6 +30,8 @@ END = "<!-- end of exercise index -->"
 
 _START = re.compile(r"```\{exercise-start\}\s*(?P<stars>★+)\s+(?P<title>.+?)\n:label:\s*(?P<label>\S+)")
 _CHECK = re.compile(r"\b(ch\d\d)\.(check_\w+)\(")
+OPEN = "Open question:"
+_MODEL_ANSWER = re.compile(r"```\{solution\}\s*(?P<label>\S+)")
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,12 @@ class Exercise:
     label: str
     title: str
     stars: int
-    checker: str  # e.g. "ch01.check_cross_entropy"
+    checker: str  # e.g. "ch01.check_cross_entropy"; "" for an open question
+
+    @property
+    def is_open(self) -> bool:
+        """A discussion question with a model answer instead of a checker."""
+        return self.title.startswith(OPEN)
 
 
 def exercises(notebook_dir: Path = ROOT / "notebooks") -> list[Exercise]:
@@ -49,11 +59,20 @@ def exercises(notebook_dir: Path = ROOT / "notebooks") -> list[Exercise]:
             match = _START.search(source)
             if not match:
                 continue
+            title = match["title"].strip()
+            if title.startswith(OPEN):
+                answer = _MODEL_ANSWER.search(sources[i + 1]) if i + 1 < len(sources) else None
+                if answer is None or answer["label"] != match["label"]:
+                    raise ValueError(f"{path.name}: open question {match['label']} is not followed by its "
+                                     "model answer (a ```{solution} " + match["label"] + " cell)")
+                found.append(Exercise(int(path.name[:2]), path.stem, match["label"], title,
+                                      len(match["stars"]), ""))
+                continue
             # the checker is the first check_* call after the directive (five cells later by convention)
             checker = next((m for s in sources[i + 1 : i + 8] if (m := _CHECK.search(s))), None)
             if checker is None:
                 raise ValueError(f"{path.name}: exercise {match['label']} has no checker cell after it")
-            found.append(Exercise(int(path.name[:2]), path.stem, match["label"], match["title"].strip(),
+            found.append(Exercise(int(path.name[:2]), path.stem, match["label"], title,
                                   len(match["stars"]), f"{checker[1]}.{checker[2]}"))
     return found
 
@@ -62,10 +81,13 @@ def table(items: list[Exercise]) -> str:
     """The index as a Markdown table (one row per exercise)."""
     lines = ["| Chapter | Exercise | Difficulty | Checker |", "|---|---|---|---|"]
     for ex in items:
-        lines.append(f"| {ex.chapter} | {{ref}}`{ex.title} <{ex.label}>` | {'★' * ex.stars} | `{ex.checker}` |")
-    counts = {n: sum(ex.stars == n for ex in items) for n in (1, 2, 3)}
+        checker = "open question: model answer in the book" if ex.is_open else f"`{ex.checker}`"
+        lines.append(f"| {ex.chapter} | {{ref}}`{ex.title} <{ex.label}>` | {'★' * ex.stars} | {checker} |")
+    checked = [ex for ex in items if not ex.is_open]
+    counts = {n: sum(ex.stars == n for ex in checked) for n in (1, 2, 3)}
     lines.append("")
-    lines.append(f"{len(items)} exercises: {counts[1]} at ★, {counts[2]} at ★★, {counts[3]} at ★★★.")
+    lines.append(f"{len(checked)} checked exercises: {counts[1]} at ★, {counts[2]} at ★★, {counts[3]} at ★★★; "
+                 f"and {len(items) - len(checked)} open questions.")
     return "\n".join(lines)
 
 

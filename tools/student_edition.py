@@ -10,8 +10,9 @@ at the same indentation, by nbgrader's stub::
     # YOUR CODE HERE
     raise NotImplementedError()
 
-The markdown cells that open and close the (now empty) solution dropdowns are dropped; the
-exercise text and the checker cells stay, so a student runs a checker on their own function.
+The markdown cells that open and close the (now empty) solution dropdowns are dropped, and so
+are the model answers of the open questions (a markdown cell holding a ```{solution} directive);
+the exercise text and the checker cells stay, so a student runs a checker on their own function.
 The cells keep their nbgrader metadata, so the same source also works with
 ``nbgrader generate_assignment``.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
-SOLUTION_GATE = re.compile(r"```\{solution-(start|end)\}")
+SOLUTION_GATE = re.compile(r"```\{solution(-start|-end)?\}")  # a gate, or a model answer
 
 
 def _source(cell: dict) -> str:

@@ -15,6 +15,12 @@
   so a warning that fails the strict build). The second and later figures of that one
   cell are named ``NAME-2``, ``NAME-3``, ...; a name repeated in another cell is still
   reported.
+* Figures, equations and exercises are numbered per chapter ("Fig. 5.2", "(5.1)",
+  "Exercise 5.3"), not through the whole book. Sphinx numbers them per section only
+  under a ``numbered`` toctree, which would also prefix every heading with a number; the
+  chapters' headings carry their numbers already ("## 5.1 ..."). So while Sphinx assigns
+  the figure numbers, each chapter page ``notebooks/NN_*`` is given the section number
+  ``(NN,)``, and the real (empty) section numbers are put back before any page is written.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import re
 from contextlib import contextmanager
 
 from docutils import nodes
+
+CHAPTER_PAGE = re.compile(r"^notebooks/(\d+)_[^/]+$")
 
 MACHINERY = re.compile(r"^[ \t]*(#\|.*|### (BEGIN|END) SOLUTION[ \t]*|# NBVAL_\w+.*)$")
 
@@ -94,8 +102,36 @@ def _name_each_figure_of_a_cell() -> None:
     nb_sphinx.create_figure_context = figure_context
 
 
+def chapter_number(docname: str) -> int | None:
+    """The chapter a page is (``notebooks/05_layernorm`` -> 5), or None for other pages."""
+    match = CHAPTER_PAGE.match(docname)
+    return int(match[1]) if match else None
+
+
+def _number_per_chapter() -> None:
+    from sphinx.environment.collectors.toctree import TocTreeCollector
+
+    original = TocTreeCollector.assign_figure_numbers
+    if getattr(original, "minillm_per_chapter", False):
+        return
+
+    def assign_figure_numbers(self, env):
+        real = env.toc_secnumbers
+        chapters = {doc: chapter_number(doc) for doc in env.found_docs}
+        given = {doc: {"": (n,)} for doc, n in chapters.items() if n is not None}
+        env.toc_secnumbers = {**given, **{doc: s for doc, s in real.items() if s}}
+        try:
+            return original(self, env)
+        finally:
+            env.toc_secnumbers = real
+
+    assign_figure_numbers.minillm_per_chapter = True
+    TocTreeCollector.assign_figure_numbers = assign_figure_numbers
+
+
 def setup(app):
     _name_each_figure_of_a_cell()
+    _number_per_chapter()
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("doctree-read", _hide_machinery)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -10,7 +10,7 @@ import torch
 from . import Mistake, compare, passed
 
 __all__ = [
-    "check_cache_causal_mask",
+    "check_query_key_pairs",
     "check_top_k_logits",
     "check_top_p_logits",
     "check_gpt2_parameter_count",
@@ -18,31 +18,52 @@ __all__ = [
 ]
 
 
-# --- Exercise 7.1: a causal mask aligned to the end ------------------------------------
+# --- Exercise 7.1: what the KV cache saves ---------------------------------------------
 
-def _cache_causal_mask(t_q: int, t_k: int) -> torch.Tensor:
-    return torch.ones(t_q, t_k, dtype=torch.bool).tril(diagonal=t_k - t_q)
+def _triangle(n: int) -> int:
+    return n * (n + 1) // 2
 
 
-def check_cache_causal_mask(cache_causal_mask: Callable, n_cases: int = 20) -> None:
-    """Check ``cache_causal_mask(t_q, t_k) -> (t_q, t_k) bool``: query i (at position t_k - t_q + i) sees keys <= its position."""
-    cases = [(2, 2), (1, 3), (2, 5), (3, 3), (4, 6)]  # (1, 1) cannot tell some mistakes apart
+def _query_key_pairs(prompt_len: int, n_new: int, cache: bool) -> int:
+    # generating n_new tokens takes n_new passes, over P, P + 1, ..., P + n_new - 1 tokens;
+    # with a cache, every allowed (query, key) pair of the final sequence is scored once
+    if cache:
+        return _triangle(prompt_len + n_new - 1)
+    return sum(_triangle(t) for t in range(prompt_len, prompt_len + n_new))
+
+
+def check_query_key_pairs(query_key_pairs: Callable, n_cases: int = 20) -> None:
+    """Check ``query_key_pairs(prompt_len, n_new, cache) -> int`` (one head of one layer)."""
+    cases = [(2, 3, True), (2, 3, False), (1, 4, True), (5, 2, False), (3, 1, True), (4, 4, False)]
     g = torch.Generator().manual_seed(701)
     while len(cases) < n_cases:
-        t_q = int(torch.randint(1, 8, (1,), generator=g))
-        cases.append((t_q, t_q + int(torch.randint(0, 8, (1,), generator=g))))
+        p, n = (int(torch.randint(1, 60, (1,), generator=g)) for _ in range(2))
+        cases.append((p, n, bool(len(cases) % 2)))
 
-    def ones(t_q, t_k):
-        return torch.ones(t_q, t_k, dtype=torch.bool).tril()
+    def square(p, n, cache):  # counts the masked pairs too
+        if cache:
+            return p * p + sum(range(p + 1, p + n))
+        return sum(t * t for t in range(p, p + n))
+
+    def fed_back(p, n, cache):  # one pass too many: the last new token is fed back in
+        return _query_key_pairs(p, n + 1, cache)
+
+    def no_prompt_pass(p, n, cache):  # with a cache, the prompt counted as one query per step
+        return sum(range(p, p + n)) if cache else _query_key_pairs(p, n, cache)
+
+    def no_diagonal(p, n, cache):  # the new query does not see its own key
+        return _triangle(p + n - 2) if cache else sum(_triangle(t - 1) for t in range(p, p + n))
 
     mistakes = [
-        Mistake(lambda t_q, t_k: ones(t_q, t_k), "the diagonal starts at the top-left corner: with t_k > t_q the queries are the *last* t_q positions, so shift it by t_k - t_q (tril(diagonal=t_k - t_q))."),
-        Mistake(lambda t_q, t_k: ~_cache_causal_mask(t_q, t_k), "True and False are swapped: True means 'may attend', so the past (and the query itself) must be True."),
-        Mistake(lambda t_q, t_k: torch.ones(t_q, t_k, dtype=torch.bool).triu(diagonal=t_k - t_q), "that mask lets each query see the future: keep the lower triangle (keys at or before the query), not the upper one."),
-        Mistake(lambda t_q, t_k: torch.ones(t_q, t_k, dtype=torch.bool).tril(diagonal=t_k - t_q - 1), "each query must also see its own position (the diagonal): keys j <= position of the query, not j < it."),
+        Mistake(square, "count only the pairs the causal mask allows: over T tokens, query t sees t + 1 keys, so T(T + 1) / 2 pairs, not T^2."),
+        Mistake(fed_back, "one pass too many: n_new tokens take n_new passes, over P, P + 1, ..., P + n_new - 1 tokens (the last new token is never fed back in)."),
+        Mistake(no_prompt_pass, "with a cache, the first pass still runs the whole prompt (P queries, P(P + 1) / 2 pairs); only the later passes have a single query."),
+        Mistake(no_diagonal, "each query also attends to its own key (the diagonal of the causal mask)."),
+        Mistake(lambda p, n, cache: _query_key_pairs(p, n, False), "with cache=True a pass after the first scores one query (the newest token) against all the keys so far, not the whole sequence again."),
+        Mistake(lambda p, n, cache: _query_key_pairs(p, n, True), "with cache=False every pass recomputes the scores of the whole sequence so far: sum the triangles T(T + 1) / 2 for T = P, ..., P + n_new - 1."),
     ]
-    n = compare("cache_causal_mask", cache_causal_mask, _cache_causal_mask, cases, mistakes)
-    passed("cache_causal_mask", n)
+    n = compare("query_key_pairs", query_key_pairs, _query_key_pairs, cases, mistakes, atol=0, rtol=0)
+    passed("query_key_pairs", n)
 
 
 # --- Exercise 7.2: top-k filtering ------------------------------------------------------

@@ -7,133 +7,98 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from . import Mistake, compare, passed
+from . import ExerciseFailed, Mistake, compare, passed
 
 __all__ = [
-    "check_freeze_all_but",
-    "check_count_trainable",
+    "check_layerwise_lrs",
     "check_lora_forward",
+    "check_lora_grads",
     "check_masked_accuracy",
     "check_last_token_states",
 ]
 
 
-# --- Exercise 8.1: freeze all but the head ----------------------------------------------
+# --- Exercise 8.1: a learning rate per layer -------------------------------------------
 
-class _Toy(nn.Module):
-    """A small model whose names make the typical mistakes visible: a module inside the encoder is
-    also called ``classifier_gate``, and the head has a weight and a bias."""
-
-    def __init__(self, d: int = 4):
-        super().__init__()
-        self.encoder = nn.ModuleDict({"layer": nn.Linear(d, d), "classifier_gate": nn.Linear(d, 1)})
-        self.norm = nn.LayerNorm(d)
-        self.classifier = nn.Linear(d, 2)
-
-
-def _models(seed: int) -> list[tuple[nn.Module, tuple[str, ...]]]:
-    from minillm.bert import BertConfig
-    from minillm.finetune import BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    bert = BertForSequenceClassification(BertConfig(vocab_size=20, d_model=8, n_layers=2, n_heads=2, d_ff=16, block_size=8))
-    half_frozen = _Toy()
-    half_frozen.classifier.requires_grad_(False)  # a head frozen before: the function must unfreeze it
-    return [(_Toy(), ("classifier",)), (_Toy(), ("classifier.",)), (half_frozen, ("classifier.",)),
-            (_Toy(), ("norm.", "classifier.")), (bert, ("classifier.",)), (bert, ("bert.pooler.", "classifier."))]
-
-
-def _trainable_after(function: Callable) -> Callable:
-    def run(case: int) -> list[str]:
-        model, prefixes = _models(800)[case]
-        function(model, prefixes)
-        return sorted(name for name, p in model.named_parameters() if p.requires_grad)
-    return run
-
-
-def _freeze_reference(model, prefixes):
-    for name, p in model.named_parameters():
-        p.requires_grad_(any(name.startswith(prefix) for prefix in prefixes))
-
-
-def check_freeze_all_but(freeze_all_but: Callable) -> None:
-    """Check ``freeze_all_but(model, prefixes)``: only parameters whose names start with a prefix stay trainable."""
-
-    def substring(model, prefixes):
-        for name, p in model.named_parameters():
-            p.requires_grad_(any(prefix in name for prefix in prefixes))
-
-    def only_freeze(model, prefixes):
-        for name, p in model.named_parameters():
-            if not any(name.startswith(prefix) for prefix in prefixes):
-                p.requires_grad_(False)
-
-    def inverted(model, prefixes):
-        for name, p in model.named_parameters():
-            p.requires_grad_(not any(name.startswith(prefix) for prefix in prefixes))
-
-    def weights_only(model, prefixes):
-        for name, p in model.named_parameters():
-            p.requires_grad_(any(name.startswith(prefix) for prefix in prefixes) and name.endswith("weight"))
-
-    mistakes = [
-        Mistake(_trainable_after(inverted), "you froze the head and left the rest trainable: it is the other way round."),
-        Mistake(_trainable_after(substring), "a name must *start* with a prefix (name.startswith(prefix)); `prefix in name` also "
-                "matches parameters deeper in the model, such as encoder.classifier_gate."),
-        Mistake(_trainable_after(only_freeze), "also set requires_grad = True on the parameters that match: a head that was "
-                "frozen before must become trainable again."),
-        Mistake(_trainable_after(weights_only), "the biases of the head are parameters too: keep every parameter whose name "
-                "starts with a prefix trainable, not only the weights."),
-        Mistake(_trainable_after(lambda m, p: None), "nothing changed: set p.requires_grad (or call p.requires_grad_(...)) "
-                "on every parameter of model.named_parameters()."),
-    ]
-    cases = [(i,) for i in range(len(_models(800)))]
-    n = compare("freeze_all_but", _trainable_after(freeze_all_but), _trainable_after(_freeze_reference), cases, mistakes)
-    passed("freeze_all_but", n)
-
-
-# --- Exercise 8.2: count the trainable parameters ---------------------------------------
-
-def _count_models() -> list[nn.Module]:
-    from minillm.bert import BertConfig, BertForPreTraining
-    from minillm.gpt import GPT, GPTConfig
+def _lr_models() -> list[tuple[nn.Module, int, float, float]]:
+    """Tiny BERT classifiers (model, n_layers, base_lr, decay), smallest first."""
+    from ..bert import BertConfig
+    from ..finetune import BertForSequenceClassification
 
     torch.manual_seed(801)
-    toy = _Toy()
-    toy.encoder.requires_grad_(False)
-    gpt = GPT(GPTConfig(vocab_size=30, block_size=8, n_layers=1, n_heads=2, d_model=8))  # tied embedding
-    frozen_gpt = GPT(GPTConfig(vocab_size=30, block_size=8, n_layers=2, n_heads=2, d_model=8))
-    frozen_gpt.blocks.requires_grad_(False)
-    bert = BertForPreTraining(BertConfig(vocab_size=25, d_model=8, n_layers=1, n_heads=2, d_ff=16, block_size=8))
-    return [_Toy(), toy, gpt, frozen_gpt, bert]
+    found = []
+    for n_layers, base_lr, decay in ((2, 1e-3, 0.5), (1, 2e-4, 0.8), (3, 5e-4, 0.9), (4, 1e-4, 0.7)):
+        config = BertConfig(vocab_size=12, d_model=4, n_layers=n_layers, n_heads=1, d_ff=8, block_size=6)
+        found.append((BertForSequenceClassification(config, num_labels=2), n_layers, base_lr, decay))
+    return found
 
 
-def _count_reference(model):
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def _layer_lr(name: str, n_layers: int, base_lr: float, decay: float, depth=None) -> float:
+    if name.startswith("bert.blocks."):
+        i = int(name.split(".")[2])
+        return base_lr * decay ** (n_layers - i if depth is None else depth(i, n_layers))
+    if name.startswith("bert.embeddings."):
+        return base_lr * decay ** (n_layers + 1)
+    return base_lr  # the head: pooler and classifier
 
 
-def check_count_trainable(count_trainable: Callable) -> None:
-    """Check ``count_trainable(model) -> int``: elements of the distinct parameters with requires_grad."""
+def _layerwise_reference(model, n_layers, base_lr, decay):
+    return {name: _layer_lr(name, n_layers, base_lr, decay) for name, _ in model.named_parameters()}
 
-    def on_model(function):
-        return lambda i: function(_count_models()[i])
+
+class _Case:
+    """One tiny model of the checker, shown in a failure message by its settings."""
+
+    def __init__(self, index: int, n_layers: int, base_lr: float, decay: float):
+        self.index, self.text = index, f"BERT classifier, n_layers={n_layers}, base_lr={base_lr}, decay={decay}"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def check_layerwise_lrs(layerwise_lrs: Callable) -> None:
+    """Check ``layerwise_lrs(model, n_layers, base_lr, decay) -> {parameter name: learning rate}``."""
+    models = _lr_models()
+
+    def as_tensor(function):
+        def run(case):
+            i = case.index
+            model, n_layers, base_lr, decay = models[i]
+            names = [name for name, _ in model.named_parameters()]
+            lrs = function(model, n_layers, base_lr, decay)
+            if lrs is None:
+                return None
+            if not isinstance(lrs, dict):
+                raise ExerciseFailed(f"layerwise_lrs: return a dict {{parameter name: learning rate}}, not {type(lrs).__name__}.")
+            missing = [name for name in names if name not in lrs]
+            if missing:
+                raise ExerciseFailed(f"layerwise_lrs: every parameter needs a learning rate; missing: {missing[:4]} "
+                                     "(use the names of model.named_parameters()).")
+            return torch.tensor([float(lrs[name]) for name in names], dtype=torch.float64)
+        return run
+
+    def by_name(rule):
+        return as_tensor(lambda m, n, lr, d: {name: rule(name, n, lr, d) for name, _ in m.named_parameters()})
 
     mistakes = [
-        Mistake(on_model(lambda m: sum(p.numel() for p in m.parameters())),
-                "count only the parameters with requires_grad = True: frozen ones are not trained."),
-        Mistake(on_model(lambda m: sum(p.numel() for _, p in m.named_parameters(remove_duplicate=False) if p.requires_grad)),
-                "a tied tensor (GPT's token embedding is also its output layer) is one set of numbers: count it once."),
-        Mistake(on_model(lambda m: sum(v.numel() for v in m.state_dict().values())),
-                "the state dict lists tied weights twice and includes frozen parameters: use model.parameters()."),
-        Mistake(on_model(lambda m: sum(1 for p in m.parameters() if p.requires_grad)),
-                "count the numbers in each tensor (p.numel()), not the tensors."),
+        Mistake(by_name(lambda name, n, lr, d: _layer_lr(name, n, lr, d, depth=lambda i, n: i + 1)),
+                "the decay runs the wrong way: the block next to the head (the last one) gets the largest rate, "
+                "base_lr * decay, and each block below it one more factor of decay."),
+        Mistake(by_name(lambda name, n, lr, d: _layer_lr(name, n, lr, d, depth=lambda i, n: n - 1 - i)),
+                "off by one: the head alone keeps base_lr; the last block already gets base_lr * decay."),
+        Mistake(by_name(lambda name, n, lr, d: lr * d ** n if name.startswith("bert.embeddings.") else _layer_lr(name, n, lr, d)),
+                "the embeddings are one step below the first block: base_lr * decay ** (n_layers + 1)."),
+        Mistake(by_name(lambda name, n, lr, d: lr * d ** (n + 1) if name.startswith("bert.pooler.") else _layer_lr(name, n, lr, d)),
+                "the pooler belongs to the head (it is trained for the sentence task, not pretrained as a block): base_lr."),
+        Mistake(by_name(lambda name, n, lr, d: lr), "every parameter has base_lr: multiply by decay once per layer below the head."),
     ]
-    cases = [(i,) for i in range(len(_count_models()))]
-    n = compare("count_trainable", on_model(count_trainable), on_model(_count_reference), cases, mistakes, atol=0, rtol=0)
-    passed("count_trainable", n)
+    cases = [(_Case(i, *models[i][1:]),) for i in range(len(models))]
+    n = compare("layerwise_lrs", as_tensor(layerwise_lrs), as_tensor(_layerwise_reference), cases, mistakes,
+                atol=0, rtol=1e-9)
+    passed("layerwise_lrs", n)
 
 
-# --- Exercise 8.3: the LoRA forward pass ------------------------------------------------
+# --- Exercise 8.2: the LoRA forward pass ------------------------------------------------
 
 def _lora(x, weight, bias, A, B, alpha, scale=None):
     r = A.shape[0]
@@ -165,6 +130,64 @@ def check_lora_forward(lora_forward: Callable, n_cases: int = 12) -> None:
     ]
     n = compare("lora_forward", lora_forward, _lora, cases, mistakes, atol=1e-9, rtol=1e-7)
     passed("lora_forward", n)
+
+
+# --- Exercise 8.3: LoRA's gradients, without autograd ---------------------------------
+
+def _lora_grads(x, A, B, alpha, grad_out, scale=None):
+    s = alpha / A.shape[0] if scale is None else scale
+    x2, g2 = x.reshape(-1, x.shape[-1]), grad_out.reshape(-1, grad_out.shape[-1])
+    return s * (g2 @ B).T @ x2, s * g2.T @ (x2 @ A.T)
+
+
+def check_lora_grads(lora_grads: Callable, n_cases: int = 12) -> None:
+    """Check ``lora_grads(x, A, B, alpha, grad_out) -> (grad_A, grad_B)``, the gradients of
+    sum(grad_out * y) for y = x W^T + b + (alpha / r) x A^T B^T."""
+    g = torch.Generator().manual_seed(803)
+    cases = []
+    for i in range(n_cases):
+        d_in, d_out, r = 3 + i % 3, 2 + i % 4, 2 + i % 3
+        if d_in == d_out:
+            d_out += 1  # distinct shapes, so that a transposed matrix fails visibly
+        lead = (2,) if i < 4 else (2, 3)
+        x = torch.randn(*lead, d_in, generator=g, dtype=torch.float64)
+        A = torch.randn(r, d_in, generator=g, dtype=torch.float64)
+        B = torch.randn(d_out, r, generator=g, dtype=torch.float64)
+        grad_out = torch.randn(*lead, d_out, generator=g, dtype=torch.float64)
+        cases.append((x, A, B, float(1 + 3 * i % 7) + 0.5, grad_out))
+
+    def pair(function):  # the two gradients as one flat tensor, so that compare can show them
+        def run(*args):
+            got = function(*args)
+            if got is None:
+                return None
+            if not (isinstance(got, tuple | list) and len(got) == 2):
+                raise ExerciseFailed("lora_grads: return a pair (grad_A, grad_B).")
+            grad_A, grad_B = (torch.as_tensor(t, dtype=torch.float64) for t in got)
+            A, B = args[1], args[2]
+            if grad_A.shape != A.shape or grad_B.shape != B.shape:
+                raise ExerciseFailed(
+                    f"lora_grads: a gradient has the shape of its parameter: grad_A {tuple(A.shape)} and grad_B "
+                    f"{tuple(B.shape)}, you returned {tuple(grad_A.shape)} and {tuple(grad_B.shape)}.")
+            return torch.cat([grad_A.flatten(), grad_B.flatten()])
+        return run
+
+    def last_only(x, A, B, alpha, g):  # sums over the last leading axis only
+        return _lora_grads(x[0], A, B, alpha, g[0])
+
+    mistakes = [
+        Mistake(pair(lambda x, A, B, alpha, g: _lora_grads(x, A, B, alpha, g, scale=1.0)),
+                "the update is scaled by alpha / r, and so are both gradients."),
+        Mistake(pair(lambda x, A, B, alpha, g: _lora_grads(x, A, B, alpha, g, scale=alpha)),
+                "the scale is alpha / r (r = A.shape[0]), not alpha."),
+        Mistake(pair(lambda x, A, B, alpha, g: (torch.zeros_like(A), _lora_grads(x, A, B, alpha, g)[1])),
+                "grad_A is zero only where B is zero (at initialisation); in general it is "
+                "(alpha / r) (grad_out B)^T x, summed over every position."),
+        Mistake(pair(last_only), "sum the gradient over every position of the batch: flatten the leading axes of x "
+                "and grad_out to (N, d) first."),
+    ]
+    n = compare("lora_grads", pair(lora_grads), pair(_lora_grads), cases, mistakes, atol=1e-9, rtol=1e-7)
+    passed("lora_grads", n)
 
 
 # --- Exercise 8.4: accuracy with padding masked -----------------------------------------
