@@ -286,15 +286,18 @@ sel => {
 
 
 def test_code_fits_the_column(page, server):
-    """Code lines are at most 88 characters (STYLE.md): at 1280 px no code cell scrolls sideways.
+    """Code lines are at most 88 characters (STYLE.md): at 1280 px no code cell scrolls sideways,
+    and printed output wraps (book/_static/minillm.css) rather than scrolls.
 
     Visits every chapter page; a failure lists each offending block by page and first line.
     """
-    offenders = []
+    offenders, outputs = [], []
     for rel in NOTEBOOK_PAGES:
         _open(page, server, rel)
         offenders += [f"{rel}: {o}" for o in page.evaluate(OVERFLOW_JS, "main .cell_input pre")]
+        outputs += [f"{rel}: {o}" for o in page.evaluate(OVERFLOW_JS, "main .cell_output pre")]
     assert NOTEBOOK_PAGES and offenders == [], "code that scrolls sideways at 1280 px:\n" + "\n".join(offenders)
+    assert outputs == [], "printed output that scrolls sideways at 1280 px:\n" + "\n".join(outputs)
     # and not by making it tiny: the code font stays readable
     size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('main .cell_input pre')).fontSize)")
     assert size >= 12, f"the code font is {size} px"
