@@ -642,7 +642,7 @@ def pretrain_mlm(
     return _train(_MaskedLM(model), batches, steps, optimizer, warmup, device)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 87: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 93: 8.6 Linear probe, full fine-tuning and LoRA
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update (LoRA):
 
@@ -673,7 +673,7 @@ class LoRALinear(nn.Module):
         update = self.dropout(x) @ self.lora_A.T @ self.lora_B.T  # (..., out_features)
         return self.base(x) + update * self.scaling
 
-    # %% notebooks/08_finetuning.ipynb, cell 111: 8.6 Linear probe, full fine-tuning...
+    # %% notebooks/08_finetuning.ipynb, cell 117: 8.6 Linear probe, full fine-tuning...
     @torch.no_grad()
     def merged(self) -> nn.Linear:
         """A plain Linear with weight ``W + (alpha / r) B A``: the same outputs (without
@@ -692,7 +692,7 @@ class LoRALinear(nn.Module):
         return out.requires_grad_(False)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 89: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 95: 8.6 Linear probe, full fine-tuning and LoRA
 def _matches(name: str, targets: Sequence[str]) -> bool:
     """Whether a module's name is one of ``targets`` or ends with ``"." + target``."""
     return any(name == t or name.endswith("." + t) for t in targets)
@@ -730,7 +730,7 @@ def apply_lora(
     return model
 
 
-# %% notebooks/08_finetuning.ipynb, cell 91: 8.6 Linear probe, full fine-tuning and LoRA
+# %% notebooks/08_finetuning.ipynb, cell 97: 8.6 Linear probe, full fine-tuning and LoRA
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """The number of parameters of ``model`` (a tied tensor counts once); only those
     with ``requires_grad`` if ``trainable_only``."""
@@ -738,7 +738,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 100: 8.6 Linear probe, full fine-tuning and...
+# %% notebooks/08_finetuning.ipynb, cell 106: 8.6 Linear probe, full fine-tuning and...
 @torch.no_grad()
 def dataset_vectors(
     model: BertForSequenceClassification,
@@ -770,7 +770,7 @@ class _HeadOnVectors(nn.Module):
         return logits, _sequence_loss(logits, labels)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 102: 8.6 Linear probe, full fine-tuning and...
+# %% notebooks/08_finetuning.ipynb, cell 108: 8.6 Linear probe, full fine-tuning and...
 def train_probe(
     model: BertForSequenceClassification,
     data: ClassificationDataset,
@@ -804,7 +804,7 @@ def train_probe(
     return _train(_HeadOnVectors(model), batches, steps, optimizer, warmup, device)
 
 
-# %% notebooks/08_finetuning.ipynb, cell 113: 8.6 Linear probe, full fine-tuning and...
+# %% notebooks/08_finetuning.ipynb, cell 119: 8.6 Linear probe, full fine-tuning and...
 def merge_lora(model: nn.Module) -> nn.Module:
     """Replace every :class:`LoRALinear` of ``model`` by its :meth:`~LoRALinear.merged`
     Linear, in place. The result is the original architecture again, with the same
@@ -817,7 +817,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
-# %% notebooks/08_finetuning.ipynb, cell 116: 8.7 What the model gets wrong
+# %% notebooks/08_finetuning.ipynb, cell 122: 8.7 What the model gets wrong
 def confusion_matrix(
     predictions: torch.Tensor, labels: torch.Tensor, num_labels: int
 ) -> torch.Tensor:
