@@ -271,6 +271,7 @@ def benchmark(
     chunk: int,
     warmup: int,
     nanogpt: str | None,
+    foreach: bool = False,
 ) -> dict:
     n_layers, d_model, n_heads, block_size, batch_size = SIZES[size]
     models = build(size, vocab_size, nanogpt)
@@ -279,7 +280,8 @@ def benchmark(
     print(
         f"\nsize {size}: {n_layers} layers, d_model {d_model}, {n_heads} heads, block {block_size}, "
         f"batch {batch_size}, {n_params:,} parameters; {torch.get_num_threads()} threads; "
-        f"{steps} timed steps per model in chunks of {chunk}; {clock}"
+        f"{steps} timed steps per model in chunks of {chunk}; {clock}; AdamW "
+        f"{'foreach' if foreach else 'default (a loop over the tensors on CPU)'}"
     )
     check_same_loss(
         models,
@@ -290,7 +292,11 @@ def benchmark(
     runs = {}
     for name, (model, loss_fn) in models.items():
         opt = torch.optim.AdamW(
-            model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1
+            model.parameters(),
+            lr=1e-3,
+            betas=(0.9, 0.99),
+            weight_decay=0.1,
+            foreach=foreach or None,
         )
         runs[name] = dict(
             model=model,
@@ -407,6 +413,12 @@ def main() -> None:
         "--nanogpt", default=None, help="path of nanoGPT's model.py, to time it too"
     )
     parser.add_argument(
+        "--foreach",
+        action="store_true",
+        help="AdamW(foreach=True) for every model: one multi-tensor update instead of "
+        "PyTorch's CPU default, a loop over the parameter tensors",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="print profiles instead of timing"
     )
     parser.add_argument("--profile-steps", type=int, default=10)
@@ -432,7 +444,16 @@ def main() -> None:
                 if size == "a"
                 else (args.steps_b, args.chunk_b)
             )
-            benchmark(size, data, len(chars), steps, chunk, args.warmup, args.nanogpt)
+            benchmark(
+                size,
+                data,
+                len(chars),
+                steps,
+                chunk,
+                args.warmup,
+                args.nanogpt,
+                args.foreach,
+            )
 
 
 if __name__ == "__main__":

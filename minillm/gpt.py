@@ -487,6 +487,7 @@ def sample_next(
 
 
 # %% notebooks/07_gpt.ipynb, cell 79: 7.5 Sampling: from logits to text
+@torch.inference_mode()  # no_grad, and no autograd bookkeeping at all
 def _next_token_logits(model: GPT, idx: torch.Tensor, cache) -> torch.Tensor:
     """The logits (B, V) for the token after ``idx`` (B, T), through ``cache`` if
     any.

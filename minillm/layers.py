@@ -63,8 +63,11 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_features("LayerNorm's input", x, self.d_model)
         h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        w, b = self.weight.to(h.dtype), self.bias.to(h.dtype)
-        return F.layer_norm(h, (self.d_model,), w, b, self.eps).to(x.dtype)
+        w, b = self.weight, self.bias
+        if w.dtype != h.dtype:  # e.g. bfloat16 weights: normalize in float32
+            w, b = w.to(h.dtype), b.to(h.dtype)
+        y = F.layer_norm(h, (self.d_model,), w, b, self.eps)
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
 # %% notebooks/05_layernorm_and_blocks.ipynb, cell 22: 5.3 RMSNorm

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from minillm.attention import MultiHeadAttention
 from minillm.gpt import GPT
 from minillm.layers import ACTIVATIONS, RMSNorm, TransformerBlock
-from minillm.positional import RotaryEmbedding
+from minillm.positional import RotaryEmbedding, inverse_frequencies
 from minillm.support import (
     add_to_class,
     check_checkpoint_names,
@@ -210,7 +210,7 @@ def rope_frequencies(
 ) -> torch.Tensor:
     """RoPE's (d_head/2,) frequencies ``base**(-2i/d_head)``, float64; with a
     ``scaling``, slowed down as Llama 3.1 and 3.2 do."""
-    freqs = base ** (-torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)
+    freqs = inverse_frequencies(d_head, base)  # chapter 4's
     if scaling is None:
         return freqs
     check_rope_scaling(scaling)

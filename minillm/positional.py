@@ -10,8 +10,9 @@ the chapter explains every line.
 from __future__ import annotations
 
 __all__ = [
-    'sinusoidal_encoding', 'sinusoidal_shift_matrix', 'SinusoidalPositionalEncoding',
-    'LearnedPositionalEmbedding', 'apply_rotary', 'RotaryEmbedding'
+    'inverse_frequencies', 'sinusoidal_encoding', 'sinusoidal_shift_matrix',
+    'SinusoidalPositionalEncoding', 'LearnedPositionalEmbedding', 'apply_rotary',
+    'RotaryEmbedding'
 ]
 
 
@@ -23,7 +24,7 @@ from minillm.support import add_to_class, check_base, check_int, check_positione
 from minillm.support import check_frequencies, check_positions, check_rotary
 
 
-def _inverse_frequencies(d: int, base: float) -> torch.Tensor:
+def inverse_frequencies(d: int, base: float) -> torch.Tensor:
     """(d/2,) float64: omega_i = base^(-2i/d), for the pairs i = 0 .. d/2 - 1."""
     return base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
 
@@ -47,7 +48,7 @@ def sinusoidal_encoding(
     check_int("d_model", d_model, even=True)
     check_base(base)
     positions = torch.arange(n_positions, dtype=torch.float64)
-    angles = positions[:, None] * _inverse_frequencies(d_model, base)  # (T, d_model/2)
+    angles = positions[:, None] * inverse_frequencies(d_model, base)  # (T, d_model/2)
     pe = torch.stack((angles.sin(), angles.cos()), dim=-1)  # pair i: (sin, cos)
     return pe.reshape(n_positions, d_model).to(dtype)  # sin, cos, sin, cos, ...
 
@@ -67,7 +68,7 @@ def sinusoidal_shift_matrix(
     check_int("offset", offset, minimum=None)  # negative offsets shift backwards
     check_int("d_model", d_model, even=True)
     check_base(base)
-    phi = offset * _inverse_frequencies(d_model, base)  # (d_model/2,)
+    phi = offset * inverse_frequencies(d_model, base)  # (d_model/2,)
     c, s = phi.cos(), phi.sin()
     rows = torch.stack((c, s), -1), torch.stack((-s, c), -1)  # each (d_model/2, 2)
     blocks = torch.stack(rows, -2)  # (d_model/2, 2, 2): one rotation per pair
@@ -194,7 +195,7 @@ class RotaryEmbedding(nn.Module):
         check_int("max_positions", max_positions)
         check_base(base)
         if frequencies is None:
-            frequencies = _inverse_frequencies(d_head, base)
+            frequencies = inverse_frequencies(d_head, base)
         check_frequencies(frequencies, d_head)
         self.d_head, self.max_positions = d_head, max_positions
         self.base, self.interleaved = base, interleaved

@@ -20,6 +20,7 @@ from minillm.positional import (
     RotaryEmbedding,
     SinusoidalPositionalEncoding,
     apply_rotary,
+    inverse_frequencies,
     sinusoidal_encoding,
     sinusoidal_shift_matrix,
 )
@@ -28,6 +29,16 @@ from minillm.positional import (
 def test_module_is_reachable_from_the_package():
     assert minillm.positional.sinusoidal_encoding is sinusoidal_encoding
     assert "positional" in dir(minillm)
+
+
+def test_inverse_frequencies_are_the_papers_and_drive_rotary_embedding():
+    omega = inverse_frequencies(8, 10000.0)
+    assert omega.dtype == torch.float64
+    assert omega.tolist() == pytest.approx([10000.0 ** (-i / 8) for i in (0, 2, 4, 6)])
+    default = RotaryEmbedding(8, max_positions=16)
+    given = RotaryEmbedding(8, max_positions=16, frequencies=omega)
+    x = torch.randn(1, 1, 16, 8)
+    assert torch.equal(default(x), given(x))
 
 
 # --- attention without positions ----------------------------------------------------------

@@ -11,7 +11,9 @@ What it does to each notebook:
 * removes outputs and execution counts, except the outputs of cells tagged
   ``nbval-check-output``: those are the book's checked outputs, kept (text only)
   so that nbval compares each fresh run against them (``python3 tasks.py record``
-  stores them from the last nbval run);
+  stores them from the last nbval run). Such a cell keeps an execution count of 1:
+  nbval treats a cell whose count is null as never run, and refuses one that has
+  outputs ("Unrun reference cell has outputs");
 * turns nbval's old comment marker ``# NBVAL_CHECK_OUTPUT`` into that tag;
 * sets the kernel to ``python3``;
 * gives nbgrader's cell metadata to exercise cells, so an instructor can run
