@@ -398,6 +398,21 @@ def test_generate_restores_training_mode_and_checks_arguments():
         generate(nn.Linear(2, 2), torch.zeros(1, 2, dtype=torch.long), 3)
 
 
+def test_generated_tokens_and_logits_can_be_trained_on():
+    """Generation runs the model under inference_mode; what it returns must still be
+    ordinary tensors, usable in a training step (chapter 11 trains on samples)."""
+    m = _lm().train()
+    for use_cache in (True, False):
+        out, logits = m.generate(
+            torch.zeros(2, 2, dtype=torch.long), 4, use_cache=use_cache, return_logits=True
+        )
+        assert not out.is_inference() and not logits.is_inference()
+        out[:, :1] += 0  # an inference tensor refuses an in-place update
+        loss = m(out[:, :-1], out[:, 1:])[1] + 0 * logits.sum()
+        loss.backward()
+        assert m.wte.weight.grad is not None
+
+
 # --- KV cache -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", [0, 1])
