@@ -430,14 +430,15 @@ def _checkpoint_folder(name, **hub_kwargs) -> Path:
 
 # %% notebooks/10_modern_llms.ipynb, cell 80: Comparing models across tokenizers: bit...
 @torch.no_grad()
-def bits_per_byte(model, tokenizer, text: str) -> float:
+def bits_per_byte(model, tokenizer, text: str, window: int | None = None) -> float:
     """Negative log-likelihood of ``text`` in bits per UTF-8 byte, for any tokenizer
-    with ``encode`` and ``decode``. The tokens are cut into windows of ``block_size``
-    predictions; the first token of the text is context only, and its bytes are not
-    counted."""
+    with ``encode`` and ``decode``. The tokens are cut into windows of ``window``
+    predictions (default: the model's ``block_size``); the first token of the text is
+    context only, and its bytes are not counted."""
     ids = tokenizer.encode(text)
-    check_scorable_text(tokenizer, text, ids)
-    ids, T, nats = torch.tensor(ids), model.config.block_size, 0.0
+    T = model.config.block_size if window is None else window
+    check_scorable_text(tokenizer, text, ids), check_int("window", T)
+    ids, nats = torch.tensor(ids), 0.0
     for start in range(0, len(ids) - 1, T):
         window = ids[start : start + T + 1][None]  # (1, <= T + 1)
         logits, _ = model(window[:, :-1])

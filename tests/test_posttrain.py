@@ -300,16 +300,20 @@ def test_option_logprobs_sum_the_option_tokens():
         option_logprobs(model, TOK, "x", ["only one"])
 
 
-def test_bits_per_byte_is_the_loss_in_bits_per_byte():
+@pytest.mark.parametrize("window", [None, 7])
+def test_bits_per_byte_is_the_loss_in_bits_per_byte(window):
     model = tiny_model(5)
     text = "tamok has 5 letters.\n3+5=8\n" * 4  # longer than one window of 32
     ids = torch.tensor(TOK.encode(text))
+    T = window or model.config.block_size
+    assert T == (32 if window is None else 7)
     nats = 0.0
-    for start in range(0, len(ids) - 1, 32):
-        w = ids[start : start + 33]
+    for start in range(0, len(ids) - 1, T):
+        w = ids[start : start + T + 1]
         nats += F.cross_entropy(model(w[None, :-1])[0][0], w[1:], reduction="sum").item()
     n_bytes = len(text.encode()) - 1  # the first byte is never predicted
-    assert bits_per_byte(model, TOK, text) == pytest.approx(nats / math.log(2) / n_bytes, rel=1e-6)
+    expected = nats / math.log(2) / n_bytes
+    assert bits_per_byte(model, TOK, text, window=window) == pytest.approx(expected, rel=1e-6)
     # a multi-byte character counts its bytes
     accented = "café\n" * 10
     assert len(accented.encode()) == 60
@@ -330,6 +334,10 @@ def test_bits_per_byte_refuses_what_it_cannot_score():
 
     with pytest.raises(ValueError, match="does not decode the text's tokens back"):
         bits_per_byte(model, AddsABeginning(), "3+5=8")
+    with pytest.raises(ValueError, match="window must be a positive int, got 0"):
+        bits_per_byte(model, TOK, "3+5=8", window=0)
+    with pytest.raises(ValueError, match="block_size"):  # the model refuses a longer window
+        bits_per_byte(model, TOK, "3+5=8\n" * 20, window=33)
 
 
 def test_bits_per_byte_of_a_character_model_is_its_loss_over_ln_2():
