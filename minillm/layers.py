@@ -43,7 +43,7 @@ class LayerNorm(nn.Module):
     bias.
 
     Computes :func:`layer_norm`, through PyTorch's fused kernel (``F.layer_norm``, equal
-    to our function to rounding, checked below), which is several times faster.
+    to our function to rounding, checked below), in one pass over the data.
     Parameters ``weight`` (the gain, starts at 1) and ``bias`` (starts at 0), both
     (d_model,): the names of ``nn.LayerNorm``, whose state dict loads into this module
     unchanged. Half-precision inputs are normalized in float32. Input (..., d_model);
