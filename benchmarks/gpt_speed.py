@@ -5,6 +5,7 @@
     python benchmarks/gpt_speed.py --sizes a --steps-a 100 --chunk-a 10
     python benchmarks/gpt_speed.py --nanogpt /tmp/nanoGPT/model.py   # also time the real nanoGPT
     python benchmarks/gpt_speed.py --profile           # where each model spends a training step
+    python benchmarks/gpt_speed.py --sizes a --breakdown 20   # forward, backward, update
 
 Sizes (GPT-2 architecture, tiny-Shakespeare characters, vocabulary 65):
     a: 4 layers, d_model 128, 4 heads, block 64, batch 12 (chapter 7's model)
@@ -361,6 +362,72 @@ def benchmark(
     return result
 
 
+# --- where a step's time goes ---------------------------------------------------------------------
+
+
+def breakdown(
+    size: str,
+    data: torch.Tensor,
+    vocab_size: int,
+    rounds: int,
+    nanogpt: str | None,
+    foreach: bool,
+) -> None:
+    """Each model's training step cut in three: forward, backward, and gradient clipping
+    with the AdamW update (the part that loops over the parameter tensors, whose number
+    differs between the models). The models take turns, ``rounds`` times, 5 steps each;
+    the table gives the median over rounds of each part's mean time."""
+    _, _, _, block_size, batch_size = SIZES[size]
+    models = build(size, vocab_size, nanogpt)
+    gen = torch.Generator().manual_seed(1)
+    x, y = lm_batch(data, batch_size, block_size, generator=gen)
+    parts = {}
+    for name, (model, loss_fn) in models.items():
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=1e-5, weight_decay=0.1, foreach=foreach or None
+        )
+        parts[name] = (model, loss_fn, opt, {"forward": [], "backward": [], "update": []})
+
+    def step(model, loss_fn, opt, times=None):
+        t0 = CLOCK()
+        loss = loss_fn(x, y)
+        t1 = CLOCK()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = CLOCK()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        t3 = CLOCK()
+        if times is not None:
+            for key, t in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+                times[key].append(t)
+
+    for model, loss_fn, opt, _ in parts.values():
+        for _ in range(3):
+            step(model, loss_fn, opt)
+    names = list(parts)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            model, loss_fn, opt, times = parts[name]
+            one_round = {key: [] for key in times}
+            for _ in range(5):
+                step(model, loss_fn, opt, one_round)
+            for key, values in one_round.items():
+                times[key].append(statistics.mean(values))
+    print(
+        f"\nsize {size}, where a step's time goes ({torch.get_num_threads()} threads, "
+        f"median of {rounds} rounds, ms)"
+    )
+    print(f"{'model':<26}{'tensors':>8}{'forward':>9}{'backward':>10}{'update':>8}{'step':>8}")
+    for name, (model, _, _, times) in parts.items():
+        med = {key: 1000 * statistics.median(v) for key, v in times.items()}
+        n_tensors = len(list(model.parameters()))
+        print(
+            f"{name:<26}{n_tensors:>8}{med['forward']:>9.2f}{med['backward']:>10.2f}"
+            f"{med['update']:>8.2f}{sum(med.values()):>8.2f}"
+        )
+
+
 # --- profiling ------------------------------------------------------------------------------------
 
 
@@ -419,6 +486,14 @@ def main() -> None:
         "PyTorch's CPU default, a loop over the parameter tensors",
     )
     parser.add_argument(
+        "--breakdown",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="instead of timing throughput, split each model's step into forward, "
+        "backward and update, over ROUNDS rounds",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="print profiles instead of timing"
     )
     parser.add_argument("--profile-steps", type=int, default=10)
@@ -438,6 +513,10 @@ def main() -> None:
     for size in args.sizes:
         if args.profile:
             profile(size, data, len(chars), args.profile_steps, args.rows)
+        elif args.breakdown:
+            breakdown(
+                size, data, len(chars), args.breakdown, args.nanogpt, args.foreach
+            )
         else:
             steps, chunk = (
                 (args.steps_a, args.chunk_a)
