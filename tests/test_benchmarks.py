@@ -26,6 +26,20 @@ def test_gpt_speed_runs(root, data_dir):
     assert "throughput minillm / HF GPT2LMHeadModel" in out
 
 
+def test_gpt_speed_breakdown_counts_the_parameter_tensors(root, data_dir):
+    out = _run(root, "benchmarks/gpt_speed.py", "--sizes", "a", "--breakdown", "1",
+               "--threads", "1", "--foreach")
+    assert "where a step's time goes" in out
+    rows = {line.split()[1]: line.split() for line in out.splitlines()
+            if line.startswith(("minillm GPT", "nanoGPT-style"))}
+    # q, k, v as three layers (weights and biases) against GPT-2's one fused layer: 4 layers x 4
+    assert int(rows["GPT"][2]) == int(rows["reference"][2]) + 16
+    for row in rows.values():
+        forward, backward, update, step = map(float, row[-4:])
+        assert min(forward, backward, update) > 0
+        assert step == pytest.approx(forward + backward + update, abs=0.02)
+
+
 def test_kv_cache_benchmark_runs(root):
     out = _run(root, "benchmarks/kv_cache.py", "--shapes", "ch7", "--new-tokens", "4",
                "--repeats", "1", "--threads", "1")
