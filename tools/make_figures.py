@@ -30,11 +30,12 @@ CHAPTERS = [
     (8, "Fine-tuning", "SST-2, probes, LoRA", "minillm.finetune"),
     (9, "Scaling", "FLOPs, scaling law, DDP", "minillm.scaling"),
     (10, "Modern LLMs", "Llama, Qwen: RoPE, GQA", "minillm.llama"),
+    (11, "Post-training", "SFT, DPO, RL with rewards", "minillm.posttrain"),
 ]
 # (from, to): which chapter each chapter builds on
-EDGES = [(1, 2), (1, 3), (3, 4), (3, 5), (4, 5), (2, 6), (5, 6), (2, 7), (5, 7), (6, 8), (7, 8), (7, 9), (9, 10)]
-POS = {1: (0, 2), 2: (1.15, 3.2), 3: (1.15, 0.8), 4: (2.3, 0.0), 5: (2.3, 1.6), 6: (3.6, 2.8), 7: (3.6, 0.9), 8: (4.9, 2.8), 9: (4.9, 0.9), 10: (6.2, 0.9)}
-COLORS = {1: "#e8eef7", 2: "#e8eef7", 3: "#fdf0d5", 4: "#fdf0d5", 5: "#fdf0d5", 6: "#e3f2e1", 7: "#e3f2e1", 8: "#f5e1ee", 9: "#f5e1ee", 10: "#e3f2e1"}
+EDGES = [(1, 2), (1, 3), (3, 4), (3, 5), (4, 5), (2, 6), (5, 6), (2, 7), (5, 7), (6, 8), (7, 8), (7, 9), (9, 10), (8, 11), (10, 11)]
+POS = {1: (0, 2), 2: (1.15, 3.2), 3: (1.15, 0.8), 4: (2.3, 0.0), 5: (2.3, 1.6), 6: (3.6, 2.8), 7: (3.6, 0.9), 8: (4.9, 2.8), 9: (4.9, 0.9), 10: (6.2, 0.9), 11: (6.2, 2.8)}
+COLORS = {1: "#e8eef7", 2: "#e8eef7", 3: "#fdf0d5", 4: "#fdf0d5", 5: "#fdf0d5", 6: "#e3f2e1", 7: "#e3f2e1", 8: "#f5e1ee", 9: "#f5e1ee", 10: "#e3f2e1", 11: "#f5e1ee"}
 
 
 def chapter_map() -> None:
