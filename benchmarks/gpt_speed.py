@@ -250,6 +250,17 @@ def check_same_loss(models, x, y) -> None:
 CLOCK = time.perf_counter  # --clock cpu: time.thread_time
 
 
+def new_adamw(model: nn.Module, foreach: bool = False) -> torch.optim.AdamW:
+    """The AdamW every model gets, whichever mode of the benchmark runs."""
+    return torch.optim.AdamW(
+        model.parameters(),
+        lr=1e-3,
+        betas=(0.9, 0.99),
+        weight_decay=0.1,
+        foreach=foreach or None,
+    )
+
+
 def train_steps(model, loss_fn, opt, batches) -> list[float]:
     """Train on ``batches``; return the seconds each training step took."""
     seconds = []
@@ -292,13 +303,7 @@ def benchmark(
     )
     runs = {}
     for name, (model, loss_fn) in models.items():
-        opt = torch.optim.AdamW(
-            model.parameters(),
-            lr=1e-3,
-            betas=(0.9, 0.99),
-            weight_decay=0.1,
-            foreach=foreach or None,
-        )
+        opt = new_adamw(model, foreach)
         runs[name] = dict(
             model=model,
             loss=loss_fn,
@@ -383,10 +388,8 @@ def breakdown(
     x, y = lm_batch(data, batch_size, block_size, generator=gen)
     parts = {}
     for name, (model, loss_fn) in models.items():
-        opt = torch.optim.AdamW(
-            model.parameters(), lr=1e-5, weight_decay=0.1, foreach=foreach or None
-        )
-        parts[name] = (model, loss_fn, opt, {"forward": [], "backward": [], "update": []})
+        times = {"forward": [], "backward": [], "update": []}
+        parts[name] = (model, loss_fn, new_adamw(model, foreach), times)
 
     def step(model, loss_fn, opt, times=None):
         t0 = CLOCK()
@@ -440,9 +443,7 @@ def profile(
     _, _, _, block_size, batch_size = SIZES[size]
     models = build(size, vocab_size, None)
     for name, (model, loss_fn) in models.items():
-        opt = torch.optim.AdamW(
-            model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1
-        )
+        opt = new_adamw(model)
         gen = torch.Generator().manual_seed(1)
         batches = [
             lm_batch(data, batch_size, block_size, generator=gen)
