@@ -10,7 +10,8 @@ the chapter explains every line.
 from __future__ import annotations
 
 __all__ = [
-    'scaled_dot_product_attention', 'causal_mask', 'padding_mask', 'MultiHeadAttention'
+    'scaled_dot_product_attention', 'causal_mask', 'padding_mask', 'MultiHeadAttention',
+    'stack_qkv'
 ]
 
 
@@ -98,9 +99,10 @@ def padding_mask(valid: torch.Tensor) -> torch.Tensor:
 class MultiHeadAttention(nn.Module):
     """Multi-head attention: ``n_heads`` heads of width ``d_head`` side by side.
 
-    Parts: ``q_proj`` (d_model -> n_heads * d_head), ``k_proj`` and ``v_proj``
-    (d_model -> n_kv_heads * d_head), ``out_proj`` (n_heads * d_head -> d_model).
-    Head h is features ``h * d_head`` to ``(h + 1) * d_head`` of each projection.
+    Parts: ``qkv_proj`` (d_model -> queries, keys and values, of the sizes
+    ``qkv_sizes``: n_heads * d_head, then n_kv_heads * d_head twice) and ``out_proj``
+    (n_heads * d_head -> d_model). Head h is features ``h * d_head`` to
+    ``(h + 1) * d_head`` of each of the three parts.
 
     Options, all off by default, which later chapters switch on:
         causal: a query sees only its own and earlier positions (GPT, chapter 7).
@@ -131,9 +133,8 @@ class MultiHeadAttention(nn.Module):
         self.d_model, self.n_heads, self.n_kv_heads = d_model, n_heads, n_kv_heads
         self.d_head, self.causal, self.dropout = d_head, causal, dropout
         self.rotary = rotary
-        self.q_proj = nn.Linear(d_model, n_heads * d_head, bias=bias)
-        self.k_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
-        self.v_proj = nn.Linear(d_model, n_kv_heads * d_head, bias=bias)
+        self.qkv_sizes = (n_heads * d_head, n_kv_heads * d_head, n_kv_heads * d_head)
+        self.qkv_proj = nn.Linear(d_model, sum(self.qkv_sizes), bias=bias)
         out_bias = bias if out_bias is None else out_bias
         self.out_proj = nn.Linear(n_heads * d_head, d_model, bias=out_bias)
         self.q_norm = qk_norm(d_head) if qk_norm else None
@@ -145,15 +146,9 @@ class MultiHeadAttention(nn.Module):
 
         Returns q (B, n_heads, T, d_head) and k, v (B, n_kv_heads, S, d_head).
         """
-        qkv = (self.q_proj, self.k_proj, self.v_proj)
-        if context is None and all(type(p) is nn.Linear for p in qkv):
-            # self-attention: one matrix product for q, k and v, faster than three
-            weight = torch.cat([p.weight for p in qkv])
-            bias = None if self.q_proj.bias is None else torch.cat([p.bias for p in qkv])
-            q, k, v = F.linear(x, weight, bias).split([p.out_features for p in qkv], -1)
-        else:  # cross-attention, or layers wrapped by chapter 8's LoRA
-            context = x if context is None else context
-            q, k, v = self.q_proj(x), self.k_proj(context), self.v_proj(context)
+        q, k, v = self.qkv_proj(x).split(self.qkv_sizes, dim=-1)
+        if context is not None:  # cross-attention: keys and values from context
+            _, k, v = self.qkv_proj(context).split(self.qkv_sizes, dim=-1)
 
         def heads(t: torch.Tensor, n: int) -> torch.Tensor:
             # (B, T, n * d_head) -> (B, n, T, d_head)
@@ -240,3 +235,21 @@ class MultiHeadAttention(nn.Module):
             f"d_model={self.d_model}, n_heads={self.n_heads}{kv}, "
             f"d_head={self.d_head}, causal={self.causal}, dropout={self.dropout}"
         )
+
+
+# %% notebooks/03_attention.ipynb, cell 56: 3.5 Multi-head attention
+def stack_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with separate ``q_proj``, ``k_proj`` and ``v_proj`` weights (and
+    biases) -> the same with each triple stacked, in that order, into ``qkv_proj``,
+    the layout of :class:`MultiHeadAttention`. Other entries are kept as they are."""
+    stacked = {}
+    for name, tensor in state.items():
+        layer, _, kind = name.rpartition(".")  # "blocks.0.attn.q_proj", "weight"
+        path, _, part = layer.rpartition(".")  # "blocks.0.attn", "q_proj"
+        if part not in ("q_proj", "k_proj", "v_proj"):
+            stacked[name] = tensor
+        elif part == "q_proj":  # k and v join it; a missing one is a KeyError
+            prefix = f"{path}." if path else ""
+            triple = [state[f"{prefix}{p}_proj.{kind}"] for p in "qkv"]
+            stacked[f"{prefix}qkv_proj.{kind}"] = torch.cat(triple)
+    return stacked

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minillm.attention import MultiHeadAttention, padding_mask
+from minillm.attention import MultiHeadAttention, padding_mask, stack_qkv
 from minillm.layers import ACTIVATIONS, FeedForward, LayerNorm, TransformerBlock
 from minillm.support import (
     HF_ACTIVATIONS,
@@ -360,7 +360,7 @@ class BertConfig:
             }[kind],
         )
 
-    # %% notebooks/06_bert.ipynb, cell 111: 6.9 Variants as configuration: RoBERTa an...
+    # %% notebooks/06_bert.ipynb, cell 112: 6.9 Variants as configuration: RoBERTa an...
     @classmethod
     def roberta_base(cls, **changes) -> "BertConfig":
         """roberta-base: BERT-base's shape, a 50,265-token byte-level BPE, one segment type,
@@ -382,7 +382,7 @@ class BertConfig:
             }
         )
 
-    # %% notebooks/06_bert.ipynb, cell 113: 6.9 Variants as configuration: RoBERTa an...
+    # %% notebooks/06_bert.ipynb, cell 114: 6.9 Variants as configuration: RoBERTa an...
     @classmethod
     def albert_base(cls, **changes) -> "BertConfig":
         """albert-base-v2: E=128 < H=768, one block shared by all 12 layers, sentence-order
@@ -560,7 +560,7 @@ class BertModel(nn.Module):
             self.train(was_training)
         return maps
 
-    # %% notebooks/06_bert.ipynb, cell 74: 6.6 Matching Hugging Face, number for number
+    # %% notebooks/06_bert.ipynb, cell 75: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_hf(cls, hf_model) -> "BertModel":
         """Convert a Hugging Face ``BertModel``, ``RobertaModel`` or ``AlbertModel``
@@ -572,7 +572,7 @@ class BertModel(nn.Module):
             config = replace(config, add_pooler=False, sentence_task=None)
         model = cls(config)
         state, names = hf_model.state_dict(), _hf_encoder_names(config, kind, "")
-        model.load_state_dict({ours: state[theirs] for ours, theirs in names.items()})
+        model.load_state_dict(_renamed(state, names))
         return model.train(hf_model.training)
 
 
@@ -672,7 +672,7 @@ class BertForPreTraining(nn.Module):
         """
         return self.bert.attention_maps(input_ids, token_type_ids, attention_mask)
 
-    # %% notebooks/06_bert.ipynb, cell 74: 6.6 Matching Hugging Face, number for number
+    # %% notebooks/06_bert.ipynb, cell 75: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_hf(cls, hf_model) -> "BertForPreTraining":
         """Convert a Hugging Face ``BertForPreTraining``, ``RobertaForMaskedLM`` or
@@ -690,10 +690,10 @@ class BertForPreTraining(nn.Module):
             **_hf_encoder_names(config, kind, f"{kind}."),
             **_hf_head_names(config, kind),
         }
-        model.load_state_dict({ours: state[theirs] for ours, theirs in names.items()})
+        model.load_state_dict(_renamed(state, names))
         return model.train(hf_model.training)
 
-    # %% notebooks/06_bert.ipynb, cell 78: 6.6 Matching Hugging Face, number for number
+    # %% notebooks/06_bert.ipynb, cell 79: 6.6 Matching Hugging Face, number for number
     @classmethod
     def from_pretrained(
         cls,
@@ -718,6 +718,7 @@ class BertForPreTraining(nn.Module):
 
 # %% notebooks/06_bert.ipynb, cell 69: 6.6 Matching Hugging Face, number for number
 _HF_BLOCK = {  # ours -> (BERT/RoBERTa under encoder.layer.{i}., ALBERT's shared layer)
+    # (q_proj, k_proj and v_proj are then stacked into our qkv_proj by stack_qkv)
     "attn.q_proj": ("attention.self.query", "attention.query"),
     "attn.k_proj": ("attention.self.key", "attention.key"),
     "attn.v_proj": ("attention.self.value", "attention.value"),
@@ -794,7 +795,14 @@ def _hf_head_names(config: BertConfig, kind: str) -> dict[str, str]:
     return out
 
 
-# %% notebooks/06_bert.ipynb, cell 81: The data
+# %% notebooks/06_bert.ipynb, cell 74: 6.6 Matching Hugging Face, number for number
+def _renamed(state: dict, names: dict[str, str]) -> dict:
+    """Hugging Face's tensors under our names (``names``: ours -> theirs), with q, k
+    and v stacked into ``qkv_proj``."""
+    return stack_qkv({ours: state[theirs] for ours, theirs in names.items()})
+
+
+# %% notebooks/06_bert.ipynb, cell 82: The data
 class PretrainingBatches:
     """Sentence pairs as tensors, and batches of them for MLM + NSP/SOP pretraining.
 
@@ -831,11 +839,11 @@ class PretrainingBatches:
         )
         self.static = self._mask(self.input_ids) if config.masking == "static" else None
 
-    # %% notebooks/06_bert.ipynb, cell 83: The data
+    # %% notebooks/06_bert.ipynb, cell 84: The data
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    # %% notebooks/06_bert.ipynb, cell 83: The data
+    # %% notebooks/06_bert.ipynb, cell 84: The data
     def _mask(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return mask_tokens(
             input_ids,
@@ -846,7 +854,7 @@ class PretrainingBatches:
             generator=self.generator,
         )
 
-    # %% notebooks/06_bert.ipynb, cell 85: The data
+    # %% notebooks/06_bert.ipynb, cell 86: The data
     def _batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         T = int(self.attention_mask[index].sum(dim=1).max())  # drop all-padding columns
         if self.static is not None:
@@ -861,7 +869,7 @@ class PretrainingBatches:
             "next_sentence_label": self.sentence_labels[index],
         }
 
-    # %% notebooks/06_bert.ipynb, cell 85: The data
+    # %% notebooks/06_bert.ipynb, cell 86: The data
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A batch of ``batch_size`` pairs drawn at random (with replacement across
         calls).
@@ -871,7 +879,7 @@ class PretrainingBatches:
             torch.randint(len(self), (batch_size,), generator=self.generator)
         )
 
-    # %% notebooks/06_bert.ipynb, cell 85: The data
+    # %% notebooks/06_bert.ipynb, cell 86: The data
     def batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """All the pairs, in order, in batches of ``batch_size`` (the last may be
         smaller).
@@ -881,7 +889,7 @@ class PretrainingBatches:
             yield self._batch(torch.arange(start, min(start + batch_size, len(self))))
 
 
-# %% notebooks/06_bert.ipynb, cell 90: Training
+# %% notebooks/06_bert.ipynb, cell 91: Training
 @torch.no_grad()
 def evaluate_pretraining(model: BertForPreTraining, batches) -> dict[str, float]:
     """Losses and accuracies of ``model`` over ``batches`` (dicts as made by
@@ -919,7 +927,7 @@ def evaluate_pretraining(model: BertForPreTraining, batches) -> dict[str, float]
     return out
 
 
-# %% notebooks/06_bert.ipynb, cell 96: Fill in the mask
+# %% notebooks/06_bert.ipynb, cell 97: Fill in the mask
 @torch.no_grad()
 def fill_mask(
     model: BertForPreTraining, tokenizer, text: str, top_k: int = 5

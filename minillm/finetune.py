@@ -149,7 +149,7 @@ class BertForSequenceClassification(nn.Module):
     def from_hf(cls, hf_model) -> "BertForSequenceClassification":
         """Convert a Hugging Face ``BertForSequenceClassification`` (weights copied,
         training mode kept)."""
-        from minillm.bert import _hf_encoder_names
+        from minillm.bert import _hf_encoder_names, _renamed
 
         check_hf_model(hf_model, ("BertForSequenceClassification",))
         hf_config = hf_model.config
@@ -160,7 +160,7 @@ class BertForSequenceClassification(nn.Module):
         names = _hf_encoder_names(config, "bert", "bert.")
         names |= {f"classifier.{p}": f"classifier.{p}" for p in ("weight", "bias")}
         state = hf_model.state_dict()
-        model.load_state_dict({ours: state[theirs] for ours, theirs in names.items()})
+        model.load_state_dict(_renamed(state, names))
         return model.train(hf_model.training)
 
 
@@ -702,7 +702,7 @@ def apply_lora(
     model: nn.Module,
     r: int = 8,
     alpha: float = 16.0,
-    target_modules: Sequence[str] = ("q_proj", "v_proj"),
+    target_modules: Sequence[str] = ("qkv_proj",),
     *,
     dropout: float = 0.0,
     trainable: Sequence[str] = (),

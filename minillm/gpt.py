@@ -371,18 +371,11 @@ def _hf_config_to_gpt(c) -> GPTConfig:
 # %% notebooks/07_gpt.ipynb, cell 41: 7.3 Matching GPT-2 number for number
 def _copy_block_from_hf(block: TransformerBlock, sd: dict, p: str) -> None:
     """Copy GPT-2's layer ``p`` (e.g. ``"transformer.h.0."``) of state dict ``sd``."""
-    d = block.attn.q_proj.in_features
     for ours, theirs in ((block.attn_norm, "ln_1"), (block.ffn_norm, "ln_2")):
         copy_checked(ours.weight, sd[p + theirs + ".weight"], p + theirs)
         copy_checked(ours.bias, sd[p + theirs + ".bias"], p + theirs)
-    w_qkv = sd[p + "attn.c_attn.weight"].t()  # Conv1D (d, 3d) -> Linear (3d, d)
-    copy_checked(torch.empty(3 * d, d), w_qkv, p + "attn.c_attn")  # shape only
-    b_qkv = sd[p + "attn.c_attn.bias"]
-    qkv = (block.attn.q_proj, block.attn.k_proj, block.attn.v_proj)
-    for proj, w, b in zip(qkv, w_qkv.split(d), b_qkv.split(d)):
-        copy_checked(proj.weight, w, p + "attn.c_attn")
-        copy_checked(proj.bias, b, p + "attn.c_attn")
     linears = (
+        (block.attn.qkv_proj, "attn.c_attn"),  # Conv1D (d, 3d) -> Linear (3d, d)
         (block.attn.out_proj, "attn.c_proj"),
         (block.ffn.fc1, "mlp.c_fc"),
         (block.ffn.fc2, "mlp.c_proj"),

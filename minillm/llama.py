@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     'LlamaConfig', 'RopeScaling', 'SwiGLU', 'swiglu_width', 'kv_cache_bytes',
-    'rope_frequencies', 'llama_block', 'Llama', 'hf_name', 'llama_from_state_dict',
+    'rope_frequencies', 'llama_block', 'Llama', 'hf_names', 'llama_from_state_dict',
     'bits_per_byte'
 ]
 
@@ -366,9 +366,7 @@ def _hf_config_to_llama(c: dict, block_size: int | None = None) -> LlamaConfig:
 
 # %% notebooks/10_modern_llms.ipynb, cell 63: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
 _HF_PARTS = {  # a part of our block -> its name in a Hugging Face Llama/Qwen layer
-    "attn.q_proj": "self_attn.q_proj",
-    "attn.k_proj": "self_attn.k_proj",
-    "attn.v_proj": "self_attn.v_proj",
+    "attn.qkv_proj": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
     "attn.out_proj": "self_attn.o_proj",
     "attn.q_norm": "self_attn.q_norm",
     "attn.k_norm": "self_attn.k_norm",
@@ -381,14 +379,17 @@ _HF_PARTS = {  # a part of our block -> its name in a Hugging Face Llama/Qwen la
 _HF_TOP = {"wte": "model.embed_tokens", "ln_f": "model.norm", "lm_head": "lm_head"}
 
 
-def hf_name(name: str) -> str:
-    """Hugging Face's name for our parameter ``name``: ``"blocks.3.ffn.gate.weight"``
-    -> ``"model.layers.3.mlp.gate_proj.weight"``."""
+def hf_names(name: str) -> list[str]:
+    """Hugging Face's names for our parameter ``name``: ``"blocks.3.ffn.gate.weight"``
+    -> ``["model.layers.3.mlp.gate_proj.weight"]``; the stacked ``attn.qkv_proj`` has
+    three, its q, k and v parts in order."""
     part, kind = name.rsplit(".", 1)  # kind: weight or bias
-    if part.startswith("blocks."):
-        _, i, part = part.split(".", 2)
-        return f"model.layers.{i}.{_HF_PARTS[part]}.{kind}"
-    return f"{_HF_TOP[part]}.{kind}"
+    if not part.startswith("blocks."):
+        return [f"{_HF_TOP[part]}.{kind}"]
+    _, i, part = part.split(".", 2)
+    theirs = _HF_PARTS[part]
+    theirs = theirs if isinstance(theirs, tuple) else (theirs,)
+    return [f"model.layers.{i}.{t}.{kind}" for t in theirs]
 
 
 # %% notebooks/10_modern_llms.ipynb, cell 64: 10.8 Matching Llama, Qwen2 and Qwen3 nu...
@@ -396,14 +397,15 @@ def llama_from_state_dict(config: LlamaConfig, state_dict: dict) -> Llama:
     """A :class:`Llama` of ``config`` with the tensors of a Hugging Face Llama, Qwen2 or
     Qwen3 state dict (the names of their safetensors files), converted to float32."""
     model = Llama(config)
-    names = {name: hf_name(name) for name, _ in model.named_parameters()}
+    names = {name: hf_names(name) for name, _ in model.named_parameters()}
     tied = ("lm_head.weight", "model.embed_tokens.weight")  # stored twice, or once
     check_checkpoint_names(
-        state_dict, names.values(), tied if config.tie_embeddings else None
+        state_dict, sum(names.values(), []), tied if config.tie_embeddings else None
     )
     with torch.no_grad():
         for name, param in model.named_parameters():  # a tied matrix comes once
-            copy_checked(param, state_dict[names[name]].float(), names[name])
+            theirs = torch.cat([state_dict[n] for n in names[name]])  # q, k, v stacked
+            copy_checked(param, theirs.float(), " + ".join(names[name]))
     return model
 
 

@@ -1119,7 +1119,7 @@ def check_lora_targets(model, target_modules, trainable, matches: Callable) -> N
     if not target_modules:
         raise ValueError(
             "target_modules is empty: name at least one Linear layer, "
-            "e.g. ('q_proj', 'v_proj')"
+            "e.g. ('qkv_proj',)"
         )
     if any(name.endswith("lora_A") for name, _ in model.named_parameters()):
         raise ValueError("the model already has LoRA layers: merge_lora() it first")

@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minillm.attention import MultiHeadAttention, causal_mask, padding_mask, scaled_dot_product_attention
+from minillm.attention import stack_qkv
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -207,12 +208,10 @@ def _pair(d_model: int, n_heads: int, bias: bool = True, seed: int = 0):
             p.copy_(torch.randn_like(p) * 0.3)
     ours = MultiHeadAttention(d_model, n_heads, bias=bias).double()
     with torch.no_grad():
-        for name, w in zip(("q_proj", "k_proj", "v_proj"), ref.in_proj_weight.chunk(3)):
-            getattr(ours, name).weight.copy_(w)
+        ours.qkv_proj.weight.copy_(ref.in_proj_weight)  # W_q, W_k, W_v stacked in both
         ours.out_proj.weight.copy_(ref.out_proj.weight)
         if bias:
-            for name, b in zip(("q_proj", "k_proj", "v_proj"), ref.in_proj_bias.chunk(3)):
-                getattr(ours, name).bias.copy_(b)
+            ours.qkv_proj.bias.copy_(ref.in_proj_bias)
             ours.out_proj.bias.copy_(ref.out_proj.bias)
     return ours, ref
 
@@ -348,7 +347,7 @@ def test_mha_constructor_errors(kwargs, message):
 
 def test_mha_with_its_own_d_head_needs_no_divisible_d_model():
     mha = MultiHeadAttention(10, 3, d_head=4)
-    assert (mha.d_head, mha.q_proj.out_features, mha.out_proj.in_features) == (4, 12, 12)
+    assert (mha.d_head, mha.qkv_sizes, mha.out_proj.in_features) == (4, (12, 12, 12), 12)
     assert mha(torch.randn(2, 5, 10)).shape == (2, 5, 10)
 
 
@@ -410,13 +409,16 @@ def test_grouped_key_value_heads_equal_repeated_full_heads():
     full = MultiHeadAttention(12, 6, causal=True).double()
     d_head = 2
     with torch.no_grad():
-        full.q_proj.load_state_dict(gqa.q_proj.state_dict())
         full.out_proj.load_state_dict(gqa.out_proj.state_dict())
-        for ours, theirs in ((full.k_proj, gqa.k_proj), (full.v_proj, gqa.v_proj)):
-            w = theirs.weight.view(2, d_head, 12).repeat_interleave(3, dim=0).reshape(12, 12)
-            ours.weight.copy_(w)
-            ours.bias.copy_(theirs.bias.view(2, d_head).repeat_interleave(3, dim=0).flatten())
-    assert gqa.k_proj.weight.shape == (4, 12)  # 2 heads x d_head 2
+        ours_w, ours_b = full.qkv_proj.weight.split(12), full.qkv_proj.bias.split(12)
+        theirs_w = gqa.qkv_proj.weight.split(gqa.qkv_sizes)
+        theirs_b = gqa.qkv_proj.bias.split(gqa.qkv_sizes)
+        ours_w[0].copy_(theirs_w[0]), ours_b[0].copy_(theirs_b[0])  # queries: 6 heads
+        for j in (1, 2):  # keys and values: 2 heads, each repeated for 3 query heads
+            w = theirs_w[j].view(2, d_head, 12).repeat_interleave(3, dim=0).reshape(12, 12)
+            ours_w[j].copy_(w)
+            ours_b[j].copy_(theirs_b[j].view(2, d_head).repeat_interleave(3, dim=0).flatten())
+    assert gqa.qkv_sizes == (12, 4, 4) and gqa.qkv_proj.weight.shape == (20, 12)
     x = _x(2, 5, 12)
     torch.testing.assert_close(gqa(x), full(x))
     torch.testing.assert_close(gqa(x, need_weights=True)[1], full(x, need_weights=True)[1])
@@ -464,3 +466,42 @@ def test_fused_self_attention_projection_equals_three_projections(bias):
     for a, b in zip(fused, separate):
         torch.testing.assert_close(a, b)
     assert fused[0].shape == (2, 6, 5, 4) and fused[1].shape == (2, 2, 5, 4)
+
+
+def test_qkv_proj_computes_the_three_projections_stacked():
+    """Row blocks of qkv_proj are W_q, W_k, W_v (with GQA's smaller k and v): the outputs split at
+    qkv_sizes are the three separate products."""
+    torch.manual_seed(3)
+    mha = MultiHeadAttention(12, 6, n_kv_heads=2).double()
+    x = _x(2, 5, 12)
+    w_q, w_k, w_v = mha.qkv_proj.weight.split(mha.qkv_sizes)
+    b_q, b_k, b_v = mha.qkv_proj.bias.split(mha.qkv_sizes)
+    q, k, v = mha.project(x)
+    heads = lambda t, n: t.view(2, 5, n, 2).transpose(1, 2)  # noqa: E731
+    torch.testing.assert_close(q, heads(F.linear(x, w_q, b_q), 6))
+    torch.testing.assert_close(k, heads(F.linear(x, w_k, b_k), 2))
+    torch.testing.assert_close(v, heads(F.linear(x, w_v, b_v), 2))
+    context = _x(2, 3, 12, seed=4)  # cross-attention: keys and values from context only
+    q2, k2, v2 = mha.project(x, context)
+    torch.testing.assert_close(q2, q)
+    torch.testing.assert_close(k2, F.linear(context, w_k, b_k).view(2, 3, 2, 2).transpose(1, 2))
+    torch.testing.assert_close(v2, F.linear(context, w_v, b_v).view(2, 3, 2, 2).transpose(1, 2))
+
+
+def test_stack_qkv_stacks_each_triple_in_order_and_keeps_the_rest():
+    torch.manual_seed(5)
+    t = {name: torch.randn(4, 3) for name in ("q", "k", "v", "o")}
+    b = {name: torch.randn(4) for name in ("q", "k", "v")}
+    state = {"blocks.0.attn.q_proj.weight": t["q"], "blocks.0.attn.k_proj.weight": t["k"],
+             "blocks.0.attn.v_proj.weight": t["v"], "blocks.0.attn.out_proj.weight": t["o"],
+             "q_proj.bias": b["q"], "k_proj.bias": b["k"], "v_proj.bias": b["v"],
+             "blocks.0.attn.xq_proj.weight": t["o"]}  # not a q_proj: kept
+    stacked = stack_qkv(state)
+    assert sorted(stacked) == ["blocks.0.attn.out_proj.weight", "blocks.0.attn.qkv_proj.weight",
+                               "blocks.0.attn.xq_proj.weight", "qkv_proj.bias"]
+    assert torch.equal(stacked["blocks.0.attn.qkv_proj.weight"], torch.cat([t["q"], t["k"], t["v"]]))
+    assert torch.equal(stacked["qkv_proj.bias"], torch.cat([b["q"], b["k"], b["v"]]))
+    assert stacked["blocks.0.attn.out_proj.weight"] is t["o"]
+    del state["blocks.0.attn.v_proj.weight"]
+    with pytest.raises(KeyError, match="blocks.0.attn.v_proj.weight"):
+        stack_qkv(state)

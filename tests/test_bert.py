@@ -458,8 +458,15 @@ def test_every_parameter_matters_and_wrong_choices_break_the_match():
 
     ours = BertForPreTraining.from_hf(hf)
     assert gap(ours) < 1e-4
+    parts = []  # every parameter, with qkv_proj's weight and bias cut into q, k and v
     for name, p in ours.named_parameters():
-        if name.endswith("attn.k_proj.bias"):
+        if "qkv_proj" in name:
+            parts += [(f"{name}[{part}]", t) for part, t in zip("qkv", p.split(ours.config.d_model))]
+        else:
+            parts.append((name, p))
+    assert len(parts) == len(list(ours.named_parameters())) + 4 * ours.config.n_layers
+    for name, p in parts:
+        if name.endswith("qkv_proj.bias[k]"):
             # q . b_k adds the same number to all of a query's scores, and softmax ignores it:
             # the key bias has no effect in any BERT (its gradient is zero).
             continue

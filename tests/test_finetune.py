@@ -92,11 +92,11 @@ def test_token_classifier_matches_hugging_face():
     hf = transformers.BertForTokenClassification(_hf_bert_config(4)).eval()
     _perturb(hf, seed=1)
     ours = BertForTokenClassification(BertConfig.from_hf(hf.config), num_labels=4).eval()
-    from minillm.bert import _hf_encoder_names
+    from minillm.bert import _hf_encoder_names, _renamed
 
     state = hf.state_dict()
     names = {k: v for k, v in _hf_encoder_names(ours.config, "bert", "bert.").items() if "pooler" not in k}
-    missing, unexpected = ours.load_state_dict({k: state[v] for k, v in names.items()}, strict=False)
+    missing, unexpected = ours.load_state_dict(_renamed(state, names), strict=False)
     assert sorted(missing) == ["bert.pooler.bias", "bert.pooler.weight", "classifier.bias", "classifier.weight"]
     assert not unexpected  # (Hugging Face's token classifier has no pooler; ours is not used)
     ours.classifier.load_state_dict({"weight": state["classifier.weight"], "bias": state["classifier.bias"]})
@@ -297,14 +297,14 @@ def test_lora_with_b_zero_leaves_outputs_unchanged():
     model = _lora_model()
     ids, types, mask = _batch()
     before = model(ids, types, mask)[0]
-    lora = apply_lora(copy.deepcopy(model), r=4, alpha=8, target_modules=("q_proj", "v_proj", "fc1"))
-    assert sum(isinstance(m, LoRALinear) for m in lora.modules()) == 3 * TINY.n_layers
+    lora = apply_lora(copy.deepcopy(model), r=4, alpha=8, target_modules=("qkv_proj", "fc1"))
+    assert sum(isinstance(m, LoRALinear) for m in lora.modules()) == 2 * TINY.n_layers
     assert all(m.lora_A.abs().sum() > 0 and not m.lora_B.any() for m in lora.modules() if isinstance(m, LoRALinear))
     torch.testing.assert_close(lora(ids, types, mask)[0], before, atol=0, rtol=0)
 
 
 def test_only_lora_parameters_receive_gradients():
-    model = apply_lora(_lora_model(), r=2, alpha=4, target_modules=("q_proj", "v_proj"), trainable=("classifier",))
+    model = apply_lora(_lora_model(), r=2, alpha=4, target_modules=("qkv_proj",), trainable=("classifier",))
     ids, types, mask = _batch()
     _, loss = model.train()(ids, types, mask, labels=torch.tensor([0, 1, 1]))
     loss.backward()
@@ -314,7 +314,8 @@ def test_only_lora_parameters_receive_gradients():
         assert (p.grad is not None) == lora_or_head, name
     # LoRA A gets a gradient only through B, which starts at zero; B gets one right away
     assert all(m.lora_B.grad.abs().sum() > 0 for m in model.modules() if isinstance(m, LoRALinear))
-    expected = 2 * TINY.n_layers * 2 * (TINY.d_model + TINY.d_model) + (TINY.d_model + 1) * 2
+    # per block, A (2, d) and B (3d, 2) on the stacked projection; the head: (d + 1) * 2
+    expected = TINY.n_layers * 2 * (TINY.d_model + 3 * TINY.d_model) + (TINY.d_model + 1) * 2
     assert count_parameters(model, trainable_only=True) == expected
 
 
@@ -331,7 +332,7 @@ def test_lora_linear_forward_is_the_formula():
 
 
 def test_merged_and_unmerged_models_agree_after_training():
-    model = apply_lora(_lora_model(seed=9), r=4, alpha=8, target_modules=("q_proj", "k_proj", "v_proj", "out_proj"),
+    model = apply_lora(_lora_model(seed=9), r=4, alpha=8, target_modules=("qkv_proj", "out_proj"),
                        trainable=("classifier",))
     frozen_before = {n: p.clone() for n, p in model.named_parameters() if not p.requires_grad}
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -365,12 +366,12 @@ def test_lora_bad_arguments():
         apply_lora(model, r=-2)
     with pytest.raises(ValueError, match="alpha must be > 0"):
         apply_lora(model, r=2, alpha=0)
-    with pytest.raises(ValueError, match=r"no nn.Linear of the model matches target_modules=\['query'\].*q_proj"):
+    with pytest.raises(ValueError, match=r"no nn.Linear of the model matches target_modules=\['query'\].*qkv_proj"):
         apply_lora(model, target_modules=["query"])
     with pytest.raises(ValueError, match="target_modules is empty"):
         apply_lora(model, target_modules=())
     with pytest.raises(TypeError, match="a list or tuple"):
-        apply_lora(model, target_modules="q_proj")
+        apply_lora(model, target_modules="qkv_proj")
     with pytest.raises(ValueError, match="no module of the model"):
         apply_lora(model, trainable=("head",))
     assert all(p.requires_grad for p in model.parameters()), "a failed call must not freeze anything"
@@ -384,9 +385,9 @@ def test_lora_bad_arguments():
 
 
 def test_lora_targets_match_whole_names():
-    model = apply_lora(_lora_model(), r=2, target_modules=("attn.v_proj",))
+    model = apply_lora(_lora_model(), r=2, target_modules=("attn.out_proj",))
     names = [n for n, m in model.named_modules() if isinstance(m, LoRALinear)]
-    assert names == [f"bert.blocks.{i}.attn.v_proj" for i in range(TINY.n_layers)]
+    assert names == [f"bert.blocks.{i}.attn.out_proj" for i in range(TINY.n_layers)]
     with pytest.raises(ValueError, match="matches"):
         apply_lora(_lora_model(), target_modules=("proj",))  # a suffix of a name is not a match
 

@@ -130,7 +130,7 @@ def test_init_scales_the_residual_projections():
     for proj in m.residual_projections():
         assert abs(proj.weight.std().item() - 0.02 / math.sqrt(16)) < 0.0005
     for block in m.blocks:
-        assert torch.all(block.attn_norm.weight == 1) and torch.all(block.attn.q_proj.bias == 0)
+        assert torch.all(block.attn_norm.weight == 1) and torch.all(block.attn.qkv_proj.bias == 0)
 
 
 # --- forward ------------------------------------------------------------------------------
@@ -208,8 +208,8 @@ def test_causal_self_attention_matches_nn_multiheadattention(T):
             p.add_(0.1 * torch.randn_like(p))
     ref = nn.MultiheadAttention(d_model, n_heads, batch_first=True).eval()
     with torch.no_grad():
-        ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
-        ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+        ref.in_proj_weight.copy_(ours.qkv_proj.weight)  # both stack W_q, W_k, W_v
+        ref.in_proj_bias.copy_(ours.qkv_proj.bias)
         ref.out_proj.weight.copy_(ours.out_proj.weight)
         ref.out_proj.bias.copy_(ours.out_proj.bias)
     x = torch.randn(2, T, d_model)
@@ -520,7 +520,7 @@ def test_gpt_is_composed_of_the_core_parts_without_replacement():
     assert type(block) is TransformerBlock and block.norm_first
     assert type(block.attn) is MultiHeadAttention and block.attn.causal
     assert type(block.ffn) is FeedForward and block.ffn.fc1.bias is None and block.ffn.fc2.bias is None
-    assert type(block.attn_norm) is LayerNorm and block.attn.q_proj.bias is None
+    assert type(block.attn_norm) is LayerNorm and block.attn.qkv_proj.bias is None
     assert isinstance(m.wpe, LearnedPositionalEmbedding) and block.attn.rotary is None
     rope = GPT(GPTConfig(vocab_size=11, block_size=8, n_layers=2, n_heads=2, d_model=8,
                          positional="rotary"))

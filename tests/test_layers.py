@@ -206,12 +206,8 @@ def _copy_from_torch(block: TransformerBlock, layer: nn.TransformerEncoderLayer)
     q_w, k_w, v_w = sa.in_proj_weight.chunk(3)
     q_b, k_b, v_b = sa.in_proj_bias.chunk(3)
     with torch.no_grad():
-        block.attn.q_proj.weight.copy_(q_w)
-        block.attn.q_proj.bias.copy_(q_b)
-        block.attn.k_proj.weight.copy_(k_w)
-        block.attn.k_proj.bias.copy_(k_b)
-        block.attn.v_proj.weight.copy_(v_w)
-        block.attn.v_proj.bias.copy_(v_b)
+        block.attn.qkv_proj.weight.copy_(torch.cat([q_w, k_w, v_w]))
+        block.attn.qkv_proj.bias.copy_(torch.cat([q_b, k_b, v_b]))
         block.attn.out_proj.weight.copy_(sa.out_proj.weight)
         block.attn.out_proj.bias.copy_(sa.out_proj.bias)
         block.ffn.fc1.weight.copy_(layer.linear1.weight)
@@ -289,8 +285,8 @@ def test_block_gradients_match_torch(norm_first):
     ]
     for ours, theirs in pairs:
         torch.testing.assert_close(ours.grad, theirs.grad)
-    in_proj = torch.cat([block.attn.q_proj.weight.grad, block.attn.k_proj.weight.grad, block.attn.v_proj.weight.grad])
-    torch.testing.assert_close(in_proj, layer.self_attn.in_proj_weight.grad)
+    torch.testing.assert_close(block.attn.qkv_proj.weight.grad, layer.self_attn.in_proj_weight.grad)
+    torch.testing.assert_close(block.attn.qkv_proj.bias.grad, layer.self_attn.in_proj_bias.grad)
 
 
 def test_block_matches_torch_fast_path_in_inference():
@@ -305,8 +301,7 @@ def test_block_parts_have_stable_names():
     """Chapters 6 and 7 load BERT and GPT-2 weights by these names."""
     names = list(TransformerBlock.standard(16, 2, 32).state_dict())
     assert names == [
-        "attn.q_proj.weight", "attn.q_proj.bias", "attn.k_proj.weight", "attn.k_proj.bias",
-        "attn.v_proj.weight", "attn.v_proj.bias", "attn.out_proj.weight", "attn.out_proj.bias",
+        "attn.qkv_proj.weight", "attn.qkv_proj.bias", "attn.out_proj.weight", "attn.out_proj.bias",
         "attn_norm.weight", "attn_norm.bias",
         "ffn.fc1.weight", "ffn.fc1.bias", "ffn.fc2.weight", "ffn.fc2.bias",
         "ffn_norm.weight", "ffn_norm.bias",

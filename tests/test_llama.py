@@ -20,7 +20,7 @@ from minillm.llama import (
     Llama,
     LlamaConfig,
     SwiGLU,
-    hf_name,
+    hf_names,
     kv_cache_bytes,
     RopeScaling,
     llama_from_state_dict,
@@ -107,11 +107,11 @@ def test_the_qwen2_biases_are_on_q_k_v_only():
     ours = Llama.from_hf(perturbed_hf("qwen2"))
     attn = ours.blocks[0].attn
     assert ours.config.qkv_bias and not ours.config.out_bias
-    assert all(p.bias is not None for p in (attn.q_proj, attn.k_proj, attn.v_proj))
+    assert attn.qkv_proj.bias is not None and attn.qkv_proj.bias.shape == (sum(attn.qkv_sizes),)
     assert attn.out_proj.bias is None
     assert all(block.attn.q_norm is None for block in ours.blocks)
     qwen3 = Llama.from_hf(perturbed_hf("qwen3"))
-    assert isinstance(qwen3.blocks[1].attn.k_norm, RMSNorm) and qwen3.blocks[1].attn.q_proj.bias is None
+    assert isinstance(qwen3.blocks[1].attn.k_norm, RMSNorm) and qwen3.blocks[1].attn.qkv_proj.bias is None
 
 
 def test_the_cache_is_needed_at_the_right_positions():
@@ -174,7 +174,8 @@ def test_parameter_counts_of_released_models(name):
     # and the same shapes, tensor by tensor, under Hugging Face's names
     hf_shapes = {k: tuple(v.shape) for k, v in hf.state_dict().items()}
     for n, p in ours.named_parameters():
-        assert hf_shapes[hf_name(n)] == tuple(p.shape), n
+        theirs = [hf_shapes[name] for name in hf_names(n)]  # q, k, v stacked in one of ours
+        assert (sum(t[0] for t in theirs),) + theirs[0][1:] == tuple(p.shape), n
 
 
 def test_closed_form_count_for_every_option():
@@ -339,18 +340,19 @@ def test_gqa_equals_mha_with_repeated_kv_heads():
     gqa = MultiHeadAttention(24, 6, n_kv_heads=3, bias=False, causal=True)
     mha = MultiHeadAttention(24, 6, bias=False, causal=True)
     with torch.no_grad():
-        mha.q_proj.weight.copy_(gqa.q_proj.weight), mha.out_proj.weight.copy_(gqa.out_proj.weight)
-        for ours, theirs in ((mha.k_proj, gqa.k_proj), (mha.v_proj, gqa.v_proj)):
-            ours.weight.copy_(theirs.weight.view(3, 4, 24).repeat_interleave(2, 0).reshape(24, 24))
+        ours, theirs = mha.qkv_proj.weight.split(24), gqa.qkv_proj.weight.split(gqa.qkv_sizes)
+        ours[0].copy_(theirs[0]), mha.out_proj.weight.copy_(gqa.out_proj.weight)
+        for j in (1, 2):  # keys, values
+            ours[j].copy_(theirs[j].view(3, 4, 24).repeat_interleave(2, 0).reshape(24, 24))
         x = torch.randn(2, 5, 24)
         assert torch.allclose(gqa(x), mha(x), atol=1e-6)
 
 
 def test_out_bias_keyword_of_multi_head_attention():
     attn = MultiHeadAttention(16, 2, bias=True, out_bias=False)
-    assert attn.q_proj.bias is not None and attn.out_proj.bias is None
+    assert attn.qkv_proj.bias is not None and attn.out_proj.bias is None
     attn = MultiHeadAttention(16, 2, bias=False, out_bias=True)
-    assert attn.q_proj.bias is None and attn.out_proj.bias is not None
+    assert attn.qkv_proj.bias is None and attn.out_proj.bias is not None
     assert MultiHeadAttention(16, 2).out_proj.bias is not None  # default: follows bias
 
 
