@@ -109,7 +109,7 @@ class MultiHeadAttention(nn.Module):
         rotary: a module ``rotary(x, offset)`` rotating queries and keys (chapter 4).
         n_kv_heads: fewer key/value heads, shared by groups of query heads (chapter 10).
         qk_norm: ``d_head -> module``, a norm for each head's queries and keys.
-    d_head: default ``d_model // n_heads``. bias: biases of the four projections;
+    d_head: default ``d_model // n_heads``. bias: biases of q, k, v and the output;
     out_bias: the output projection's, if different (Qwen2: on q, k, v only).
     """
 
